@@ -1,0 +1,3 @@
+"""asr: a bidirectional-LSTM CTC speech recognizer."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,141 @@
+"""Configuration schema: dataclasses here, values in conf/*.yaml (Hydra).
+
+``register_configs()`` stores the schema in Hydra's ConfigStore; the YAML files
+in conf/ merge into it, so an unknown key or a wrong type fails at composition,
+before any work starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+@dataclass
+class FeatureConfig:
+    sample_rate: int = 16000  # input audio rate, Hz
+    n_mels: int = 80  # mel bins
+    win_ms: float = 25.0  # analysis window, milliseconds
+    hop_ms: float = 10.0  # frame shift, milliseconds
+    n_fft: int = 512  # FFT size, samples (>= window: 400 samples at 16 kHz)
+    f_min: float = 0.0  # lowest mel filter edge, Hz
+    f_max: Optional[float] = None  # highest mel filter edge, Hz (None: sample_rate / 2)
+
+
+@dataclass
+class SpecAugmentConfig:
+    freq_masks: int = 2  # frequency masks per utterance
+    freq_width: int = 15  # widest frequency mask, mel bins
+    time_masks: int = 2  # time masks per utterance
+    time_width: int = 25  # widest time mask, frames (10 ms each)
+    time_ratio: float = 0.1  # widest time mask as a fraction of the utterance
+
+
+@dataclass
+class ModelConfig:
+    conv_channels: int = 32  # channels of each of the two stride-2 conv layers
+    hidden: int = 256  # LSTM units per direction
+    layers: int = 3  # bidirectional LSTM layers
+    dropout: float = 0.1  # dropout between LSTM layers and before the output layer, probability
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 2e-3  # peak learning rate after warm-up
+    weight_decay: float = 1e-2  # AdamW decoupled weight decay
+    warmup_steps: int = 200  # linear warm-up, optimizer steps
+    final_lr_ratio: float = 0.02  # cosine decay ends at lr * this
+    clip_norm: float = 5.0  # gradient clipping, global L2 norm
+    epochs: int = 8  # passes over the training manifest
+    max_bad_steps: int = 20  # consecutive non-finite losses before the run stops
+
+
+@dataclass
+class DataConfig:
+    train_manifest: str = "data/demo/train-synth.jsonl"  # JSONL manifest path
+    dev_manifest: str = "data/demo/dev-synth.jsonl"  # JSONL manifest used for keep-best
+    max_frames: int = 24000  # padded feature frames per batch (10 ms each): 240 s of audio
+    max_duration: float = 30.0  # longer utterances are reported and skipped, seconds
+    min_duration: float = 0.1  # shorter utterances are reported and skipped, seconds
+    num_workers: int = 0  # DataLoader worker processes (0: load in the training process)
+    cache_features: bool = True  # compute features once and keep them in memory
+
+
+@dataclass
+class DecoderConfig:
+    type: str = "greedy"  # greedy | beam
+    beam_size: int = 50  # hypotheses kept per frame (beam)
+    lm: Optional[str] = None  # KenLM ARPA or binary file (beam)
+    lexicon: Optional[str] = None  # lexicon file, one "word c h a r s |" per line (beam); None: lexicon-free
+    lm_weight: float = 1.0  # weight of the LM log-probability (beam)
+    word_score: float = 0.0  # bonus per emitted word (beam)
+
+
+@dataclass
+class TrainConfig:
+    run_dir: str = "runs/demo"  # checkpoints, metrics, plots and the resolved config go here
+    seed: int = 0  # seeds model init, batch order and augmentation
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16
+    threads: int = 0  # CPU threads for torch (0: all cores)
+    save_every: int = 0  # also checkpoint every N optimizer steps (0: at epoch ends only)
+    resume: bool = True  # continue from run_dir/last.pt when it exists
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    specaug: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+
+
+def register_configs() -> None:
+    """Store the schema: ``base_config`` for the primary config, ``base_<group>`` per group."""
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    cs.store(name="base_config", node=TrainConfig)
+    for group, node in [
+        ("features", FeatureConfig),
+        ("specaug", SpecAugmentConfig),
+        ("model", ModelConfig),
+        ("optim", OptimConfig),
+        ("data", DataConfig),
+        ("decoder", DecoderConfig),
+    ]:
+        cs.store(group=group, name=f"base_{group}", node=node)
+
+
+def compose(overrides: list[str] | None = None, config_name: str = "config"):
+    """Compose conf/<config_name>.yaml with Hydra overrides; returns a read-only DictConfig.
+
+    Raises UserError naming the bad key for unknown keys, wrong types or missing groups.
+    """
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from asr.errors import UserError
+
+    register_configs()
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = hydra_compose(config_name=config_name, overrides=list(overrides or []))
+    except (HydraException, OmegaConfBaseException) as e:
+        msg = "; ".join(line.strip() for line in str(e).strip().splitlines() if line.strip())
+        if e.__cause__ is not None:  # Hydra wraps the OmegaConf error that names the type problem
+            msg += ": " + str(e.__cause__).strip().splitlines()[0]
+        raise UserError(f"bad configuration: {msg}") from None
+    OmegaConf.set_readonly(cfg, True)
+    return cfg
+
+
+def to_dataclass(cfg) -> TrainConfig:
+    """DictConfig -> a plain TrainConfig (typed, no OmegaConf at run time)."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_object(cfg) if not isinstance(cfg, TrainConfig) else cfg

@@ -1,0 +1,151 @@
+"""Datasets, typed batches and duration-bucketed batch sampling."""
+
+from __future__ import annotations
+
+import random
+import sys
+from typing import NamedTuple
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+from tqdm import tqdm
+
+from asr.audio import load_audio
+from asr.config import DataConfig
+from asr.features import LogMel, RunningStats
+from asr.manifest import Utterance
+from asr.text import CharTokenizer, normalize_text
+
+
+class Batch(NamedTuple):
+    features: torch.Tensor  # (B, T, n_mels) log-mel, zero-padded
+    feature_lengths: torch.Tensor  # (B,) valid frames
+    targets: torch.Tensor  # (sum of target lengths,) token ids, concatenated
+    target_lengths: torch.Tensor  # (B,) tokens per utterance
+    ids: list[str]  # utterance ids
+    texts: list[str]  # normalized reference texts
+
+    def to(self, device) -> "Batch":
+        nb = device.type == "cuda"
+        return self._replace(features=self.features.to(device, non_blocking=nb),
+                             targets=self.targets.to(device, non_blocking=nb))
+
+
+class UtteranceDataset(Dataset):
+    """Manifest entries -> (id, log-mel (T, n_mels), token ids, normalized text).
+
+    With ``cache=True`` features are computed once (``fill_cache``) and kept in memory.
+    """
+
+    def __init__(self, utts: list[Utterance], logmel: LogMel, tokenizer: CharTokenizer):
+        self.utts = utts
+        self.logmel = logmel
+        self.tokenizer = tokenizer
+        self.texts = [normalize_text(u.text).text for u in utts]
+        self.cache: list[torch.Tensor] | None = None
+
+    def __len__(self) -> int:
+        return len(self.utts)
+
+    def num_frames(self, i: int) -> int:
+        return self.logmel.num_frames(round(self.utts[i].duration * self.logmel.cfg.sample_rate))
+
+    def features(self, i: int) -> torch.Tensor:
+        if self.cache is not None:
+            return self.cache[i]
+        wav = load_audio(self.utts[i].audio, self.logmel.cfg.sample_rate)
+        return self.logmel(wav)
+
+    def __getitem__(self, i: int):
+        text = self.texts[i]
+        return self.utts[i].id, self.features(i), torch.tensor(self.tokenizer.encode(text)), text
+
+    def fill_cache(self, workers: int = 2, desc: str = "features") -> None:
+        """Compute every utterance's features once, in ``workers`` processes, as float16."""
+        feats: list[torch.Tensor] = [None] * len(self)  # type: ignore[list-item]
+        loader = DataLoader(_FeatureJob(self), batch_size=None, num_workers=workers,
+                            prefetch_factor=8 if workers else None)
+        for i, f in tqdm(loader, total=len(self), desc=desc, unit="utt", file=sys.stderr, mininterval=1):
+            feats[i] = f.half()
+        self.cache = feats
+
+    def stats(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-bin mean and std over all frames (needs the cache for speed, works without)."""
+        rs = RunningStats(self.logmel.cfg.n_mels)
+        for i in range(len(self)):
+            rs.update(self.features(i))
+        return rs.mean_std()
+
+
+class _FeatureJob(Dataset):
+    def __init__(self, ds: UtteranceDataset):
+        self.ds = ds
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i: int):
+        torch.set_num_threads(1)
+        return i, self.ds.features(i)
+
+
+def collate(items) -> Batch:
+    ids, feats, targets, texts = zip(*items)
+    lengths = torch.tensor([f.shape[0] for f in feats])
+    padded = torch.zeros(len(feats), int(lengths.max()), feats[0].shape[1])
+    for i, f in enumerate(feats):
+        padded[i, : f.shape[0]] = f
+    return Batch(padded, lengths, torch.cat(targets), torch.tensor([len(t) for t in targets]), list(ids), list(texts))
+
+
+class BucketBatchSampler(Sampler[list[int]]):
+    """Batches of similar duration, capped by total padded frames, shuffled per epoch from the seed.
+
+    Under DDP each rank takes every ``world_size``-th batch of the same shuffled list,
+    so ranks see disjoint data and the same number of batches.
+    """
+
+    def __init__(self, num_frames: list[int], max_frames: int, seed: int = 0, shuffle: bool = True,
+                 rank: int = 0, world_size: int = 1):
+        self.num_frames = num_frames
+        self.seed, self.shuffle, self.rank, self.world_size = seed, shuffle, rank, world_size
+        self.epoch = 0
+        order = sorted(range(len(num_frames)), key=lambda i: num_frames[i])
+        self.batches: list[list[int]] = []
+        batch: list[int] = []
+        for i in order:
+            longest = num_frames[i]  # sorted ascending: the newest utterance is the longest
+            if batch and longest * (len(batch) + 1) > max_frames:
+                self.batches.append(batch)
+                batch = []
+            batch.append(i)
+        if batch:
+            self.batches.append(batch)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def epoch_batches(self) -> list[list[int]]:
+        batches = list(self.batches)
+        if self.shuffle:
+            random.Random(self.seed * 1_000_003 + self.epoch).shuffle(batches)
+        per_rank = len(batches) // self.world_size if self.world_size > 1 else len(batches)
+        return batches[self.rank :: self.world_size][:per_rank]
+
+    def __iter__(self):
+        return iter(self.epoch_batches())
+
+    def __len__(self) -> int:
+        return len(self.batches) // self.world_size if self.world_size > 1 else len(self.batches)
+
+
+def filter_by_duration(utts: list[Utterance], cfg: DataConfig, name: str) -> list[Utterance]:
+    """Drop (and report) utterances outside [min_duration, max_duration]."""
+    keep = [u for u in utts if cfg.min_duration <= u.duration <= cfg.max_duration]
+    if len(keep) < len(utts):
+        dropped = [u for u in utts if not cfg.min_duration <= u.duration <= cfg.max_duration][:5]
+        print(f"warning: {name}: skipped {len(utts) - len(keep)} utterance(s) outside "
+              f"{cfg.min_duration}-{cfg.max_duration} s, e.g. "
+              + ", ".join(f"{u.id} ({u.duration:.1f} s)" for u in dropped), file=sys.stderr)
+    return keep
+

@@ -1,0 +1,46 @@
+"""PyTorch DDP under torchrun: rank discovery, process group set-up, model wrapping.
+
+Started as ``torchrun --nproc_per_node=N -m asr.cli train ...`` (or ``torchrun $(which asr) train``);
+without torchrun's environment everything is single-process and a no-op.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.distributed as td
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def setup() -> tuple[int, int]:
+    """(rank, world size); initializes the process group (NCCL on GPU, gloo on CPU) under torchrun."""
+    if world_size() == 1:
+        return 0, 1
+    if not td.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        if backend == "nccl":
+            torch.cuda.set_device(local_rank())
+        td.init_process_group(backend)
+    return td.get_rank(), td.get_world_size()
+
+
+def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    if not (td.is_available() and td.is_initialized()):
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=ids)
+
+
+def cleanup() -> None:
+    if td.is_available() and td.is_initialized():
+        td.destroy_process_group()

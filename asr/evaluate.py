@@ -1,0 +1,68 @@
+"""Batched inference over a dataset, scoring and the per-utterance report."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from asr.data import BucketBatchSampler, UtteranceDataset, collate
+from asr.decode import Decoder, Hypothesis
+from asr.io import atomic_open
+from asr.metrics import ErrorCounts, char_errors, word_errors
+
+
+@dataclass
+class EvalResult:
+    wer: float  # fraction
+    cer: float  # fraction
+    loss: float  # mean CTC loss per utterance
+    rows: list[dict]  # per-utterance report rows, in manifest order
+
+
+@torch.no_grad()
+def infer(model, ds: UtteranceDataset, decoder: Decoder, device: torch.device, max_frames: int = 40000,
+          num_workers: int = 0, progress: bool = False, precision: torch.dtype | None = None):
+    """Decode every utterance; returns ({id: Hypothesis}, summed CTC loss)."""
+    model.eval()
+    sampler = BucketBatchSampler([ds.num_frames(i) for i in range(len(ds))], max_frames, shuffle=False)
+    loader = DataLoader(ds, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers)
+    ctc = torch.nn.CTCLoss(blank=0, reduction="sum", zero_infinity=True)
+    hyps: dict[str, Hypothesis] = {}
+    loss = 0.0
+    for batch in tqdm(loader, desc="decode", unit="batch", disable=not progress, file=sys.stderr):
+        batch = batch.to(device)
+        with torch.autocast(device.type, dtype=precision or torch.float32, enabled=precision is not None):
+            log_probs, out_lengths = model(batch.features, batch.feature_lengths.to(device))
+        loss += float(ctc(log_probs.transpose(0, 1), batch.targets, out_lengths, batch.target_lengths))
+        for uid, hyp in zip(batch.ids, decoder.decode(log_probs.float().cpu(), out_lengths.cpu())):
+            hyps[uid] = hyp
+    return hyps, loss
+
+
+def evaluate(model, ds: UtteranceDataset, decoder: Decoder, device: torch.device, **kw) -> EvalResult:
+    hyps, loss = infer(model, ds, decoder, device, **kw)
+    words, chars = ErrorCounts(), ErrorCounts()
+    rows = []
+    for utt, ref in zip(ds.utts, ds.texts):
+        hyp = hyps[utt.id].text
+        w, c = word_errors(ref, hyp), char_errors(ref, hyp)
+        words += w
+        chars += c
+        rows.append({"id": utt.id, "ref": ref, "hyp": hyp, "word_errors": w.errors, "ref_words": w.ref_len,
+                     "sub": w.substitutions, "del": w.deletions, "ins": w.insertions,
+                     "char_errors": c.errors, "ref_chars": c.ref_len})
+    return EvalResult(words.rate, chars.rate, loss / max(len(ds), 1), rows)
+
+
+def write_report(path: str | os.PathLike, result: EvalResult) -> None:
+    """Per-utterance JSONL, worst first, written atomically."""
+    rows = sorted(result.rows, key=lambda r: (-r["word_errors"], r["id"]))
+    with atomic_open(path, "w") as f:
+        for r in rows:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")

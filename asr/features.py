@@ -1,0 +1,107 @@
+"""Log-mel front end (torchaudio), global mean/variance normalization and SpecAugment."""
+
+from __future__ import annotations
+
+import torch
+import torchaudio
+from torch import nn
+
+from asr.config import FeatureConfig, SpecAugmentConfig
+
+LOG_FLOOR = 1e-6  # added to mel power before the log; below -60 dB of full scale
+
+
+class LogMel(nn.Module):
+    """(samples,) or (B, samples) waveform -> (frames, n_mels) or (B, frames, n_mels) log-mel.
+
+    Slaney mel scale and area normalization (librosa's defaults), power spectrum,
+    centered frames with zero padding, so ``frames = 1 + samples // hop``.
+    """
+
+    def __init__(self, cfg: FeatureConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.win = round(cfg.sample_rate * cfg.win_ms / 1000)  # 400 samples at 16 kHz
+        self.hop = round(cfg.sample_rate * cfg.hop_ms / 1000)  # 160 samples at 16 kHz
+        if cfg.n_fft < self.win:
+            raise ValueError(f"n_fft={cfg.n_fft} is shorter than the {self.win}-sample window")
+        self.mel = torchaudio.transforms.MelSpectrogram(
+            sample_rate=cfg.sample_rate,
+            n_fft=cfg.n_fft,
+            win_length=self.win,
+            hop_length=self.hop,
+            f_min=cfg.f_min,
+            f_max=cfg.f_max,
+            n_mels=cfg.n_mels,
+            power=2.0,
+            center=True,
+            pad_mode="constant",
+            norm="slaney",
+            mel_scale="slaney",
+        )
+
+    def num_frames(self, num_samples: int) -> int:
+        return 1 + num_samples // self.hop
+
+    @torch.no_grad()
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        mel = self.mel(wav)  # (..., n_mels, frames)
+        return torch.log(mel + LOG_FLOOR).transpose(-1, -2)  # -> (..., frames, n_mels)
+
+
+class GlobalNorm(nn.Module):
+    """Per-bin mean/std from the training set, kept as buffers so they travel with the model."""
+
+    def __init__(self, n_mels: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(n_mels))
+        self.register_buffer("std", torch.ones(n_mels))
+
+    def set_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        self.mean.copy_(mean)
+        self.std.copy_(std.clamp_min(1e-3))
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        return (feats - self.mean) / self.std
+
+
+class RunningStats:
+    """Streaming per-bin mean and variance over many (frames, bins) tensors, in float64."""
+
+    def __init__(self, n: int):
+        self.count = 0
+        self.sum = torch.zeros(n, dtype=torch.float64)
+        self.sumsq = torch.zeros(n, dtype=torch.float64)
+
+    def update(self, feats: torch.Tensor) -> None:
+        f = feats.to(torch.float64)
+        self.count += f.shape[0]
+        self.sum += f.sum(0)
+        self.sumsq += (f * f).sum(0)
+
+    def mean_std(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.count == 0:
+            raise ValueError("no frames seen: cannot compute normalization statistics")
+        mean = self.sum / self.count
+        var = (self.sumsq / self.count - mean * mean).clamp_min(0)
+        return mean.float(), var.sqrt().float()
+
+
+class SpecAugment(nn.Module):
+    """Frequency and time masking (torchaudio), a different mask per utterance; identity in eval mode."""
+
+    def __init__(self, cfg: SpecAugmentConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.freq = torchaudio.transforms.FrequencyMasking(cfg.freq_width, iid_masks=True)
+        self.time = torchaudio.transforms.TimeMasking(cfg.time_width, iid_masks=True, p=cfg.time_ratio)
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return feats
+        x = feats.transpose(1, 2).unsqueeze(1)  # (B, T, F) -> (B, 1, F, T), the layout torchaudio masks
+        for _ in range(self.cfg.freq_masks):
+            x = self.freq(x)
+        for _ in range(self.cfg.time_masks):
+            x = self.time(x)
+        return x.squeeze(1).transpose(1, 2)  # (B, 1, F, T) -> (B, T, F)

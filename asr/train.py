@@ -1,0 +1,224 @@
+"""Training: ``train(cfg)`` is the whole job; ``asr train`` and the recipes only compose a config.
+
+Checkpoints: ``last.pt`` after every epoch (and every ``save_every`` steps, and on
+SIGINT/SIGTERM), ``best.pt`` when dev WER improves. A run resumes from ``last.pt``
+at the same epoch and batch, with the same batch order, optimizer and RNG state.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import signal
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from asr import dist
+from asr.checkpoint import build_model, load_checkpoint, model_state, save_checkpoint
+from asr.config import TrainConfig, to_dataclass
+from asr.data import BucketBatchSampler, UtteranceDataset, collate, filter_by_duration
+from asr.decode import GreedyDecoder
+from asr.errors import UserError
+from asr.evaluate import evaluate
+from asr.features import LogMel
+from asr.io import atomic_write_text
+from asr.manifest import read_manifest
+from asr.metrics_log import MetricsLog
+from asr.model import conv_out_lengths
+from asr.text import CharTokenizer
+
+
+class StopRequested(Exception):
+    """SIGINT/SIGTERM arrived: a checkpoint was written, the run may be resumed."""
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda", dist.local_rank()) if torch.cuda.is_available() else torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"device={name} but no CUDA GPU is available; use device=cpu or device=auto")
+    return torch.device(name)
+
+
+def lr_at(step: int, total: int, o) -> float:
+    """Linear warm-up to ``o.lr``, then cosine decay to ``o.lr * o.final_lr_ratio`` at ``total``."""
+    if step < o.warmup_steps:
+        return o.lr * (step + 1) / o.warmup_steps
+    frac = min(1.0, (step - o.warmup_steps) / max(1, total - o.warmup_steps))
+    return o.lr * (o.final_lr_ratio + (1 - o.final_lr_ratio) * 0.5 * (1 + math.cos(math.pi * frac)))
+
+
+def load_split(path: str, cfg: TrainConfig, logmel: LogMel, tok: CharTokenizer, name: str) -> UtteranceDataset:
+    """Manifest -> dataset, dropping utterances too long/short or with more tokens than output frames."""
+    utts = filter_by_duration(read_manifest(Path(path)), cfg.data, name)
+    ds = UtteranceDataset(utts, logmel, tok)
+    frames = conv_out_lengths(torch.tensor([ds.num_frames(i) for i in range(len(ds))]))
+    ok = [i for i in range(len(ds)) if len(ds.texts[i]) <= int(frames[i]) and ds.texts[i]]
+    if len(ok) < len(ds):
+        print(f"warning: {name}: skipped {len(ds) - len(ok)} utterance(s) whose transcript is longer than "
+              f"the model's output frames (CTC cannot align them)", file=sys.stderr)
+        ds = UtteranceDataset([utts[i] for i in ok], logmel, tok)
+    if not len(ds):
+        raise UserError(f"{path}: no utterances left to use after filtering")
+    if cfg.data.cache_features:
+        ds.fill_cache(workers=min(2, max(1, torch.get_num_threads())), desc=f"{name} features")
+    return ds
+
+
+def train(cfg) -> Path:
+    """Train a model as ``cfg`` (TrainConfig or composed DictConfig) says; returns the run directory."""
+    cfg: TrainConfig = to_dataclass(cfg)
+    run_dir = Path(cfg.run_dir).resolve()
+    rank, world = dist.setup()
+    device = pick_device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    amp = torch.bfloat16 if (cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")) else None
+    torch.manual_seed(cfg.seed)
+    tok = CharTokenizer()
+    logmel = LogMel(cfg.features)
+    train_ds = load_split(cfg.data.train_manifest, cfg, logmel, tok, "train")
+    dev_ds = load_split(cfg.data.dev_manifest, cfg, logmel, tok, "dev")
+
+    model = build_model(cfg, tok)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+    sampler = BucketBatchSampler([train_ds.num_frames(i) for i in range(len(train_ds))], cfg.data.max_frames,
+                                 seed=cfg.seed, rank=rank, world_size=world)
+    state = {"epoch": 0, "batch": 0, "step": 0, "best_wer": float("inf"), "bad_steps": 0, "skipped": 0}
+    last = run_dir / "last.pt"
+    if cfg.resume and last.is_file():
+        ckpt = load_checkpoint(last)
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        state.update(ckpt["train_state"])
+        torch.set_rng_state(ckpt["rng"])
+        print(f"resuming {last}: epoch {state['epoch'] + 1}, batch {state['batch']}, step {state['step']}",
+              file=sys.stderr)
+    else:
+        model.norm.set_stats(*train_ds.stats())  # global mean/var normalization from the training set
+    model.to(device)
+    ddp_model = dist.wrap(model, device)
+    if rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / "config.yaml", _yaml(cfg))
+    log = MetricsLog(run_dir, enabled=rank == 0, truncate_after=state["step"])
+    total_steps = cfg.optim.epochs * len(sampler)
+    if rank == 0:
+        print(f"model: {model.num_params() / 1e6:.2f} M parameters; train {len(train_ds)} utterances "
+              f"({sum(u.duration for u in train_ds.utts) / 3600:.2f} h), {len(sampler)} batches/epoch, "
+              f"device {device}{', bf16' if amp else ''}", file=sys.stderr)
+
+    def checkpoint(name: str = "last.pt") -> None:
+        if rank == 0:
+            save_checkpoint(run_dir / name, {**model_state(model, cfg, tok), "optimizer": opt.state_dict(),
+                                             "train_state": dict(state), "rng": torch.get_rng_state()})
+
+    stop = _StopFlag()
+    try:
+        while state["epoch"] < cfg.optim.epochs:
+            sampler.set_epoch(state["epoch"])
+            batches = sampler.epoch_batches()[state["batch"]:]
+            loader = DataLoader(train_ds, batch_sampler=batches, collate_fn=collate, num_workers=cfg.data.num_workers,
+                                pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(cfg.seed))
+            ddp_model.train()
+            bar = tqdm(loader, desc=f"epoch {state['epoch'] + 1}/{cfg.optim.epochs}", unit="batch",
+                       total=len(batches), disable=rank != 0, file=sys.stderr, mininterval=2)
+            for batch in bar:
+                loss, gnorm, lr = _step(ddp_model, opt, batch, device, amp, lr_at(state["step"], total_steps, cfg.optim),
+                                        cfg.optim.clip_norm)
+                state["batch"] += 1
+                if loss is None:
+                    state["skipped"] += 1
+                    state["bad_steps"] += 1
+                    if state["bad_steps"] >= cfg.optim.max_bad_steps:
+                        raise UserError(f"{state['bad_steps']} consecutive non-finite losses at step {state['step']}: "
+                                        f"training diverged; lower optim.lr or check the data")
+                    continue
+                state["bad_steps"] = 0
+                state["step"] += 1
+                audio_s = float(batch.feature_lengths.sum()) * cfg.features.hop_ms / 1000
+                log.step(state["step"], state["epoch"] + 1, loss, lr, gnorm, audio_s)
+                bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.1e}", refresh=False)
+                if stop.requested:
+                    checkpoint()
+                    raise StopRequested(f"stopped by signal at step {state['step']}; {last} saved, "
+                                        f"run the same command to resume")
+                if cfg.save_every and state["step"] % cfg.save_every == 0:
+                    checkpoint()
+            bar.close()
+            state["epoch"] += 1
+            state["batch"] = 0
+            result = evaluate(model, dev_ds, GreedyDecoder(tok), device, max_frames=2 * cfg.data.max_frames,
+                              precision=amp)
+            improved = result.wer < state["best_wer"]
+            state["best_wer"] = min(state["best_wer"], result.wer)
+            checkpoint()
+            if improved and rank == 0:
+                shutil.copyfile(last, run_dir / ".best.pt.tmp")
+                Path(run_dir / ".best.pt.tmp").replace(run_dir / "best.pt")
+            log.dev(state["step"], state["epoch"], result.loss, result.wer, result.cer)
+            if rank == 0:
+                print(f"epoch {state['epoch']}: dev WER {100 * result.wer:.2f}% CER {100 * result.cer:.2f}% "
+                      f"loss {result.loss:.3f}{' (best)' if improved else ''}", file=sys.stderr)
+    finally:
+        stop.restore()
+        log.close()
+        dist.cleanup()
+    return run_dir
+
+
+def _step(model, opt, batch, device, amp, lr: float, clip: float):
+    """One optimizer step; returns (loss, grad norm, lr), or (None, None, lr) for a skipped non-finite batch."""
+    for group in opt.param_groups:
+        group["lr"] = lr
+    batch = batch.to(device)
+    with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+        log_probs, out_lengths = model(batch.features, batch.feature_lengths.to(device))
+    # CTC wants (T, B, V); the loss is summed over tokens and averaged over utterances.
+    loss = torch.nn.functional.ctc_loss(log_probs.transpose(0, 1), batch.targets, out_lengths,
+                                        batch.target_lengths, blank=0, reduction="sum") / len(batch.ids)
+    opt.zero_grad(set_to_none=True)
+    if not torch.isfinite(loss):
+        return None, None, lr  # never update the model with a NaN/inf batch
+    loss.backward()
+    gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    if not torch.isfinite(gnorm):
+        opt.zero_grad(set_to_none=True)
+        return None, None, lr
+    opt.step()
+    return loss.item(), gnorm.item(), lr
+
+
+class _StopFlag:
+    """SIGINT/SIGTERM set a flag; the loop checkpoints at the next step boundary and exits."""
+
+    def __init__(self):
+        self.requested = False
+        self._old = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: leave signals alone
+                pass
+
+    def _handle(self, signum, frame):
+        if self.requested:  # a second Ctrl-C stops at once
+            raise KeyboardInterrupt
+        self.requested = True
+        print(f"\n{signal.Signals(signum).name}: saving a checkpoint at the end of this step...", file=sys.stderr)
+
+    def restore(self):
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+
+
+def _yaml(cfg: TrainConfig) -> str:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_yaml(OmegaConf.create(asdict(cfg)))

@@ -1,0 +1,46 @@
+import json
+
+import pytest
+
+from asr.errors import UserError
+from asr.manifest import Utterance, read_manifest, write_manifest
+
+
+def test_round_trip(tmp_path):
+    audio = tmp_path / "a.wav"
+    audio.write_bytes(b"x")
+    utts = [Utterance("u1", str(audio), 1.234, "HELLO WORLD"), Utterance("u2", str(audio), 0.5, "ÉCOLE")]
+    path = tmp_path / "m.jsonl"
+    assert write_manifest(path, utts) == 2
+    assert read_manifest(path) == utts
+
+
+def test_bad_lines_reported_with_file_and_line(tmp_path, capsys):
+    audio = tmp_path / "a.wav"
+    audio.write_bytes(b"x")
+    good = {"id": "u1", "audio": str(audio), "duration": 1.0, "text": "HI"}
+    lines = [
+        json.dumps(good),
+        "{not json",
+        json.dumps({**good, "id": "u2", "audio": str(tmp_path / "missing.wav")}),
+        json.dumps({**good, "id": "u3", "text": "  123 "}),
+        json.dumps(good),  # duplicate id
+        json.dumps({**good, "id": "u4", "duration": "long"}),
+        json.dumps({"id": "u5"}),
+    ]
+    path = tmp_path / "m.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    utts = read_manifest(path)
+    assert [u.id for u in utts] == ["u1"]
+    err = capsys.readouterr().err
+    assert "skipped 6 bad line(s)" in err
+    for lineno, what in [(2, "malformed JSON"), (3, "audio file not found"), (4, "empty transcript"),
+                         (5, "duplicate id"), (6, "field 'duration' has the wrong type"), (7, "missing field")]:
+        assert f"m.jsonl:{lineno}: {what}" in err
+    with pytest.raises(UserError, match=r"m.jsonl:2: malformed JSON"):
+        read_manifest(path, strict=True)
+
+
+def test_missing_manifest(tmp_path):
+    with pytest.raises(UserError, match="no such manifest"):
+        read_manifest(tmp_path / "nope.jsonl")

@@ -1,0 +1,70 @@
+import pytest
+import torch
+
+from asr.config import FeatureConfig, ModelConfig, SpecAugmentConfig
+from asr.decode import GreedyDecoder
+from asr.model import BiLSTMCTC, conv_out_lengths
+from asr.text import CharTokenizer
+
+
+def make_model(**kw):
+    torch.manual_seed(0)
+    return BiLSTMCTC(ModelConfig(conv_channels=4, hidden=16, layers=2, dropout=0.0, **kw), FeatureConfig(),
+                     SpecAugmentConfig(), vocab_size=29).eval()
+
+
+@pytest.mark.parametrize("T", [1, 2, 3, 4, 5, 7, 8, 9, 100, 101])
+def test_conv_length_arithmetic_matches_real_output(T):
+    model = make_model()
+    log_probs, lengths = model(torch.randn(1, T, 80), torch.tensor([T]))
+    assert log_probs.shape[1] == int(lengths[0]) == int(conv_out_lengths(torch.tensor([T]))[0])
+    assert int(lengths[0]) == -(-T // 4)  # ceil(T / 4)
+
+
+def test_log_probs_normalized():
+    model = make_model()
+    lp, _ = model(torch.randn(2, 50, 80), torch.tensor([50, 30]))
+    assert lp.shape == (2, 13, 29)
+    assert torch.allclose(lp.exp().sum(-1), torch.ones(2, 13), atol=1e-5)
+
+
+def test_padding_does_not_change_outputs():
+    """Packed sequences: an utterance decodes the same alone or padded in a batch."""
+    model = make_model()
+    a, b = torch.randn(1, 40, 80), torch.randn(1, 100, 80)
+    batch = torch.zeros(2, 100, 80)
+    batch[0, :40], batch[1] = a[0], b[0]
+    lp_batch, lens = model(batch, torch.tensor([40, 100]))
+    lp_a, _ = model(a, torch.tensor([40]))
+    assert int(lens[0]) == 10
+    assert torch.allclose(lp_batch[0, :10], lp_a[0], atol=1e-5)
+
+
+def test_ctc_loss_finite_and_backprop():
+    model = make_model().train()
+    tok = CharTokenizer()
+    feats = torch.randn(3, 120, 80)
+    lengths = torch.tensor([120, 90, 60])
+    texts = ["hello world", "ctc", "a b"]
+    targets = torch.cat([torch.tensor(tok.encode(t)) for t in texts])
+    tlens = torch.tensor([len(t) for t in texts])
+    lp, olens = model(feats, lengths)
+    loss = torch.nn.functional.ctc_loss(lp.transpose(0, 1), targets, olens, tlens, reduction="sum")
+    assert torch.isfinite(loss) and loss > 0
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_greedy_decoding_hand_made():
+    tok = CharTokenizer()
+    # frames: blank c c blank a a t blank blank (space) ... padded frames must be ignored
+    seq = ["<blank>", "c", "c", "<blank>", "a", "a", "t", " ", "t", "<blank>", "t", "o", "<blank>"]
+    ids = [tok.tokens.index(s) for s in seq]
+    lp = torch.full((1, len(ids) + 3, len(tok)), -10.0)
+    for t, i in enumerate(ids):
+        lp[0, t, i] = -0.01
+    lp[0, len(ids):, tok.tokens.index("z")] = 0.0  # padding: must not be decoded
+    hyp = GreedyDecoder(tok).decode(lp, torch.tensor([len(ids)]))[0]
+    assert hyp.text == "cat tto"
+    assert hyp.frames == [1, 4, 6, 7, 8, 10, 11]
+    assert hyp.score == pytest.approx(-0.01 * len(ids))

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Idempotent set-up on a fresh Debian machine: espeak-ng (apt), a virtual environment
+# in .venv with the pinned packages (constraints.txt), and this package in editable mode.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v espeak-ng >/dev/null 2>&1; then
+  echo "setup: installing espeak-ng (Debian package)" >&2
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq espeak-ng >/dev/null
+fi
+
+PYTHON=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+# Reinstall only when the pins or the package metadata change.
+stamp=".venv/.installed-$(cat constraints.txt pyproject.toml | sha1sum | cut -c1-12)"
+if [ ! -f "$stamp" ]; then
+  echo "setup: installing Python packages into .venv (torch is large: a minute or two)" >&2
+  .venv/bin/pip install -q --disable-pip-version-check -c constraints.txt -e ".[dev,beam]" 2>&1 \
+    | grep -v "^WARNING: Location" || true
+  .venv/bin/python -c "import torch, torchaudio, soundfile, hydra, jiwer" \
+    || { echo "setup: the Python packages did not install; see the pip output above" >&2; exit 1; }
+  rm -f .venv/.installed-*
+  touch "$stamp"
+fi
