@@ -55,7 +55,7 @@ def digit_manifests(fsdd, tmp_path_factory) -> tuple[Path, Path]:
 
 def tiny_overrides(run_dir: Path, train: Path, dev: Path, epochs: int = 2) -> list[str]:
     return [f"run_dir={run_dir}", f"data.train_manifest={train}", f"data.dev_manifest={dev}", "model=tiny",
-            f"optim.epochs={epochs}", "optim.warmup_steps=2", "optim.lr=3e-3", "data.max_frames=4000", "threads=2"]
+            f"optim.epochs={epochs}", "optim.warmup_steps=4", "optim.lr=5e-3", "data.max_frames=1500", "threads=2"]
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,163 @@
+"""download_librispeech against a local HTTP server (127.0.0.1 only): checksum, resume, atomic extraction."""
+
+import hashlib
+import io
+import tarfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from asr.cli import main
+from asr.corpus.download import COMPLETE_MARKER, download_librispeech
+from asr.corpus.librispeech import prepare_librispeech
+from asr.errors import UserError
+from asr.manifest import read_manifest
+
+SUBSET = "dev-clean"
+
+
+def librispeech_tarball() -> bytes:
+    """SUBSET.tar.gz as OpenSLR lays it out: LibriSpeech/README.TXT and LibriSpeech/SUBSET/SPK/CH/..."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        def add(name: str, data: bytes) -> None:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+        add("LibriSpeech/README.TXT", b"a tiny stand-in\n")
+        rng = np.random.default_rng(0)
+        lines = []
+        for i, text in enumerate(["HELLO WORLD", "GOOD MORNING"]):
+            flac = io.BytesIO()
+            sf.write(flac, (0.1 * rng.standard_normal(8000)).astype(np.float32), 16000, format="FLAC")
+            add(f"LibriSpeech/{SUBSET}/11/22/11-22-000{i}.flac", flac.getvalue())
+            lines.append(f"11-22-000{i} {text}")
+        add(f"LibriSpeech/{SUBSET}/11/22/11-22.trans.txt", ("\n".join(lines) + "\n").encode())
+    return buf.getvalue()
+
+
+class Server:
+    """Serves one payload at /SUBSET.tar.gz with Range support; optionally cuts the first response short."""
+
+    def __init__(self, payload: bytes, cut_first_after: int | None = None):
+        self.payload, self.cut, self.requests = payload, cut_first_after, []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                server.requests.append(dict(self.headers))
+                if self.path != f"/{SUBSET}.tar.gz":
+                    self.send_error(404)
+                    return
+                data, status = server.payload, 200
+                rng = self.headers.get("Range")
+                if rng:
+                    start = int(rng.removeprefix("bytes=").split("-")[0])
+                    data, status = data[start:], 206
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if server.cut is not None and len(server.requests) == 1:
+                    data = data[: server.cut]  # then the connection closes: an interrupted transfer
+                    self.close_connection = True
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def tarball() -> bytes:
+    return librispeech_tarball()
+
+
+def md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+def test_good_checksum_extracts_and_prepares(tarball, tmp_path):
+    with Server(tarball) as srv:
+        out = download_librispeech([SUBSET], tmp_path, mirror=srv.url, checksums={SUBSET: md5(tarball)},
+                                   progress=False)
+    target = tmp_path / "LibriSpeech" / SUBSET
+    assert out == {SUBSET: target}
+    assert (target / COMPLETE_MARKER).is_file() and (tmp_path / "LibriSpeech" / "README.TXT").is_file()
+    assert not list(tmp_path.glob("*.tar.gz*")), "the archive is deleted after extraction"
+    assert not list((tmp_path / "LibriSpeech").glob(".*extract*")), "no temporary folder left behind"
+    utts = read_manifest(prepare_librispeech(tmp_path, [SUBSET], tmp_path / "m", progress=False)[SUBSET])
+    assert [(u.id, u.text) for u in utts] == [("11-22-0000", "HELLO WORLD"), ("11-22-0001", "GOOD MORNING")]
+    # A re-run skips the finished subset without touching the network.
+    assert download_librispeech([SUBSET], tmp_path, mirror="http://127.0.0.1:9", checksums={SUBSET: "0"},
+                                progress=False) == {SUBSET: target}
+
+
+def test_bad_checksum_deletes_and_extracts_nothing(tarball, tmp_path):
+    with Server(tarball) as srv, pytest.raises(UserError, match="md5 of the download is .*re-run"):
+        download_librispeech([SUBSET], tmp_path, mirror=srv.url, checksums={SUBSET: "0" * 32}, progress=False)
+    assert not (tmp_path / "LibriSpeech").exists()
+    assert not list(tmp_path.iterdir()), "the bad part file is deleted"
+
+
+def test_interrupted_transfer_resumes_with_range(tarball, tmp_path):
+    cut = len(tarball) // 3
+    with Server(tarball, cut_first_after=cut) as srv:
+        with pytest.raises(UserError, match=r"download interrupted .*re-run the same command to resume"):
+            download_librispeech([SUBSET], tmp_path, mirror=srv.url, checksums={SUBSET: md5(tarball)},
+                                 progress=False)
+        assert (tmp_path / f"{SUBSET}.tar.gz.part").stat().st_size == cut
+        assert not (tmp_path / "LibriSpeech").exists()
+        download_librispeech([SUBSET], tmp_path, mirror=srv.url, checksums={SUBSET: md5(tarball)}, progress=False)
+    assert "Range" not in srv.requests[0]
+    assert srv.requests[1]["Range"] == f"bytes={cut}-"
+    assert (tmp_path / "LibriSpeech" / SUBSET / COMPLETE_MARKER).is_file()
+
+
+def test_unknown_subset_lists_valid_ones(tmp_path):
+    with pytest.raises(UserError, match=r"unknown LibriSpeech subset\(s\): dev-cleen; valid: dev-clean, .*train-clean-5"):
+        download_librispeech(["dev-cleen"], tmp_path, progress=False)
+
+
+def test_network_error_names_url_and_advice(tmp_path):
+    with Server(b"") as srv:
+        url = srv.url
+    with pytest.raises(UserError, match=rf"{url}/{SUBSET}.tar.gz: .*re-run"):
+        download_librispeech([SUBSET], tmp_path, mirror=url, checksums={SUBSET: "0"}, progress=False)
+
+
+def test_mini_subsets_come_from_resource_31(tmp_path, monkeypatch):
+    import asr.corpus.download as dl
+
+    urls = []
+    monkeypatch.setattr(dl, "fetch", lambda url, *a, **k: urls.append(url) or (_ for _ in ()).throw(UserError("x")))
+    for subset in ("dev-clean-2", "dev-clean"):
+        with pytest.raises(UserError):
+            download_librispeech([subset], tmp_path, progress=False)
+    assert urls == ["https://www.openslr.org/resources/31/dev-clean-2.tar.gz",
+                    "https://www.openslr.org/resources/12/dev-clean.tar.gz"]
+
+
+def test_cli(tarball, tmp_path, capsys, monkeypatch):
+    import asr.corpus.download as dl
+
+    monkeypatch.setitem(dl.LIBRISPEECH_MD5, SUBSET, md5(tarball))
+    with Server(tarball) as srv:
+        assert main(["download", "librispeech", "--subsets", SUBSET, "--out", str(tmp_path), "--mirror", srv.url]) == 0
+    assert (tmp_path / "LibriSpeech" / SUBSET / "11" / "22" / "11-22.trans.txt").is_file()
+    assert main(["download", "librispeech", "--subsets", "nope", "--out", str(tmp_path)]) == 2
+    assert "valid: dev-clean" in capsys.readouterr().err

@@ -1,0 +1,122 @@
+"""End to end on CPU: train a tiny model, resume, evaluate, transcribe through the CLI."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+import asr.train
+from asr.checkpoint import build_model, load_checkpoint, load_model
+from asr.cli import main
+from asr.config import compose
+from asr.data import UtteranceDataset
+from asr.decode import GreedyDecoder
+from asr.evaluate import evaluate
+from asr.features import LogMel
+from asr.manifest import read_manifest
+from asr.train import StopRequested, train
+from conftest import tiny_overrides
+
+
+def test_loss_decreases_and_run_dir_complete(tiny_model):
+    run = tiny_model.parent
+    for name in ["best.pt", "last.pt", "config.yaml", "train.csv", "dev.csv", "curves.png"]:
+        assert (run / name).is_file(), name
+    rows = list(csv.DictReader(open(run / "train.csv")))
+    assert len(rows) >= 6 and all(np.isfinite(float(r["loss"])) for r in rows)
+    assert [int(r["step"]) for r in rows] == list(range(1, len(rows) + 1))
+    assert len(list(csv.DictReader(open(run / "dev.csv")))) == 2
+
+
+def test_training_lowers_dev_loss(tiny_model, digit_manifests):
+    """The trained model's CTC loss on held-out data is well below the untrained model's."""
+    model, tok, cfg = load_model(tiny_model)
+    ds = UtteranceDataset(read_manifest(digit_manifests[1]), LogMel(cfg.features), tok)
+    trained = evaluate(model, ds, GreedyDecoder(tok), torch.device("cpu")).loss
+    untrained = build_model(cfg, tok)
+    untrained.norm.load_state_dict(model.norm.state_dict())
+    initial = evaluate(untrained, ds, GreedyDecoder(tok), torch.device("cpu")).loss
+    assert trained < 0.8 * initial
+
+
+def test_sigterm_then_resume_matches_uninterrupted(digit_manifests, tmp_path, monkeypatch):
+    """SIGTERM mid-epoch writes a checkpoint; resuming reaches the same weights as a run
+    that was never interrupted (bitwise on CPU: same batch order, optimizer and RNG state)."""
+    train_m, dev_m = digit_manifests
+    straight, resumed = tmp_path / "a", tmp_path / "b"
+    overrides = ["data.max_frames=3000"]
+    train(compose(tiny_overrides(straight, train_m, dev_m, epochs=2) + overrides))
+
+    calls = {"n": 0}
+    real_step = asr.train._step
+
+    def step_then_sigterm(*args, **kw):
+        out = real_step(*args, **kw)
+        calls["n"] += 1
+        if calls["n"] == 7:  # mid-way through the first epoch
+            os.kill(os.getpid(), signal.SIGTERM)
+        return out
+
+    monkeypatch.setattr(asr.train, "_step", step_then_sigterm)
+    with pytest.raises(StopRequested, match="resume"):
+        train(compose(tiny_overrides(resumed, train_m, dev_m, epochs=2) + overrides))
+    monkeypatch.setattr(asr.train, "_step", real_step)
+    first = load_checkpoint(resumed / "last.pt")
+    assert first["train_state"]["step"] == 7 and first["train_state"]["batch"] > 0  # stopped mid-epoch
+    train(compose(tiny_overrides(resumed, train_m, dev_m, epochs=2) + overrides))
+    a, b = load_checkpoint(straight / "last.pt"), load_checkpoint(resumed / "last.pt")
+    assert a["train_state"]["step"] == b["train_state"]["step"] > first["train_state"]["step"]
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    steps = [int(r["step"]) for r in csv.DictReader(open(resumed / "train.csv"))]
+    assert steps == sorted(set(steps))  # resumed rows continue, none doubled
+
+
+def test_eval_cli(tiny_model, digit_manifests, tmp_path, capsys):
+    report = tmp_path / "report.jsonl"
+    assert main(["eval", "--model", str(tiny_model), "--manifest", str(digit_manifests[1]),
+                 "--report", str(report)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("WER ") and out[1].startswith("CER ")
+    wer = float(out[0].split()[1])
+    rows = [json.loads(l) for l in report.read_text().splitlines()]
+    assert len(rows) == len(digit_manifests[1].read_text().splitlines())
+    assert {"id", "ref", "hyp", "word_errors", "ref_words"} <= set(rows[0])
+    assert wer == pytest.approx(100 * sum(r["word_errors"] for r in rows) / sum(r["ref_words"] for r in rows), abs=0.01)
+
+
+def test_transcribe_real_and_generated_audio(tiny_model, librispeech_sample, fsdd, tmp_path, capsys):
+    flac = sorted(librispeech_sample.rglob("*.flac"))[0]
+    wav8k = sorted(fsdd.glob("*.wav"))[0]
+    hifi = tmp_path / "stereo44k.flac"
+    t = np.arange(44100) / 44100
+    sf.write(hifi, np.stack([np.sin(2 * np.pi * 220 * t), np.sin(2 * np.pi * 330 * t)], 1) * 0.3, 44100,
+             subtype="PCM_24")
+    assert main(["transcribe", "--model", str(tiny_model), str(flac), str(wav8k), str(hifi)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [l.split("\t")[0] for l in lines] == [str(flac), str(wav8k), str(hifi)]
+    assert main(["transcribe", "--model", str(tiny_model), "--format", "json", str(wav8k)]) == 0
+    obj = json.loads(capsys.readouterr().out)
+    assert obj["file"] == str(wav8k) and isinstance(obj["text"], str) and obj["duration"] > 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["transcribe", "--model", "MODEL", "/no/such.wav"], "/no/such.wav: no such audio file"),
+    (["transcribe", "--model", "/no/model.pt", "x.wav"], "/no/model.pt: no such checkpoint"),
+    (["eval", "--model", "MODEL", "--manifest", "/no/m.jsonl"], "/no/m.jsonl: no such manifest"),
+    (["train", "model.hiden=3"], "hiden"),
+])
+def test_user_errors_one_line_no_traceback(tiny_model, args, message):
+    args = [str(tiny_model) if a == "MODEL" else a for a in args]
+    p = subprocess.run([sys.executable, "-m", "asr.cli", *args], capture_output=True, text=True)
+    assert p.returncode == 2
+    assert "Traceback" not in p.stderr
+    errors = [l for l in p.stderr.splitlines() if l.startswith("error:")]
+    assert errors and message in errors[0]
