@@ -101,42 +101,47 @@ def collate(items) -> Batch:
 class BucketBatchSampler(Sampler[list[int]]):
     """Batches of similar duration, capped by total padded frames, shuffled per epoch from the seed.
 
-    Under DDP each rank takes every ``world_size``-th batch of the same shuffled list,
-    so ranks see disjoint data and the same number of batches.
+    ``max_frames`` caps the global batch of one optimizer step. Under DDP every rank
+    builds the same shuffled list of global batches and takes every ``world_size``-th
+    utterance of each (``batch[rank::world_size]``): ranks see disjoint data, and the
+    global batch is the one a single process would use, so the loss curves agree.
     """
 
     def __init__(self, num_frames: list[int], max_frames: int, seed: int = 0, shuffle: bool = True,
                  rank: int = 0, world_size: int = 1):
-        self.num_frames = num_frames
         self.seed, self.shuffle, self.rank, self.world_size = seed, shuffle, rank, world_size
         self.epoch = 0
         order = sorted(range(len(num_frames)), key=lambda i: num_frames[i])
-        self.batches: list[list[int]] = []
+        batches: list[list[int]] = []
         batch: list[int] = []
         for i in order:
             longest = num_frames[i]  # sorted ascending: the newest utterance is the longest
             if batch and longest * (len(batch) + 1) > max_frames:
-                self.batches.append(batch)
+                batches.append(batch)
                 batch = []
             batch.append(i)
         if batch:
-            self.batches.append(batch)
+            batches.append(batch)
+        self.batches = [b for b in batches if len(b) >= world_size]  # every rank needs an utterance
+        if len(self.batches) < len(batches):
+            print(f"warning: {len(batches) - len(self.batches)} batch(es) smaller than the {world_size} ranks "
+                  f"were dropped; raise data.max_frames", file=sys.stderr)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def epoch_batches(self) -> list[list[int]]:
+        """This rank's share of each global batch, in this epoch's order."""
         batches = list(self.batches)
         if self.shuffle:
             random.Random(self.seed * 1_000_003 + self.epoch).shuffle(batches)
-        per_rank = len(batches) // self.world_size if self.world_size > 1 else len(batches)
-        return batches[self.rank :: self.world_size][:per_rank]
+        return [b[self.rank :: self.world_size] for b in batches]
 
     def __iter__(self):
         return iter(self.epoch_batches())
 
     def __len__(self) -> int:
-        return len(self.batches) // self.world_size if self.world_size > 1 else len(self.batches)
+        return len(self.batches)
 
 
 def filter_by_duration(utts: list[Utterance], cfg: DataConfig, name: str) -> list[Utterance]:

@@ -41,6 +41,15 @@ def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     return DistributedDataParallel(model, device_ids=ids)
 
 
+def all_sum(values: list[float], device: torch.device) -> list[float]:
+    """Element-wise sums of ``values`` over ranks in one all-reduce (the values themselves without DDP)."""
+    if not (td.is_available() and td.is_initialized()):
+        return [float(v) for v in values]
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    td.all_reduce(t)
+    return t.tolist()
+
+
 def cleanup() -> None:
     if td.is_available() and td.is_initialized():
         td.destroy_process_group()

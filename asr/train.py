@@ -180,19 +180,23 @@ def _step(model, opt, batch, device, amp, lr: float, clip: float):
     batch = batch.to(device)
     with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
         log_probs, out_lengths = model(batch.features, batch.feature_lengths.to(device))
-    # CTC wants (T, B, V); the loss is summed over tokens and averaged over utterances.
-    loss = torch.nn.functional.ctc_loss(log_probs.transpose(0, 1), batch.targets, out_lengths,
-                                        batch.target_lengths, blank=0, reduction="sum") / len(batch.ids)
+    # CTC wants (T, B, V); the loss is summed over tokens and averaged over the global batch's
+    # utterances. DDP averages gradients over ranks, hence the factor world: sum_all / n_all.
+    loss_sum = torch.nn.functional.ctc_loss(log_probs.transpose(0, 1), batch.targets, out_lengths,
+                                            batch.target_lengths, blank=0, reduction="sum")
+    n_global, n_finite, total = dist.all_sum([len(batch.ids), float(torch.isfinite(loss_sum)), loss_sum.item()],
+                                             device)
     opt.zero_grad(set_to_none=True)
-    if not torch.isfinite(loss):
-        return None, None, lr  # never update the model with a NaN/inf batch
-    loss.backward()
+    if n_finite < dist.world_size():
+        return None, None, lr  # never update the model with a NaN/inf batch (on any rank)
+    (loss_sum * dist.world_size() / n_global).backward()
+    loss = total / n_global
     gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
     if not torch.isfinite(gnorm):
         opt.zero_grad(set_to_none=True)
         return None, None, lr
     opt.step()
-    return loss.item(), gnorm.item(), lr
+    return loss, gnorm.item(), lr
 
 
 class _StopFlag:
