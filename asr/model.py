@@ -59,12 +59,49 @@ class BiLSTMCTC(nn.Module):
         x = self.specaug(self.norm(feats))
         x = self.front(x)  # (B, T', H)
         out_lengths = conv_out_lengths(lengths)
-        # Packing keeps the backward direction from reading padding first.
-        packed = pack_padded_sequence(x, out_lengths.cpu(), batch_first=True, enforce_sorted=False)
+        impl = self.cfg.rnn_impl
+        if impl == "auto":
+            impl = "packed" if x.is_cuda else "flip"
+        y = self._flip_lstm(x, out_lengths) if impl == "flip" else self._packed_lstm(x, out_lengths)
+        logits = self.out(self.dropout(y))  # (B, T', 2H) -> (B, T', V)
+        return logits.float().log_softmax(-1), out_lengths
+
+    def _packed_lstm(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """cuDNN's bidirectional LSTM on packed sequences: the backward direction never reads padding."""
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         y, _ = self.lstm(packed)
         y, _ = pad_packed_sequence(y, batch_first=True, total_length=x.shape[1])  # (B, T', 2H)
-        logits = self.out(self.dropout(y))  # (B, T', V)
-        return logits.float().log_softmax(-1), out_lengths
+        return y
+
+    def _flip_lstm(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The same bidirectional LSTM (same weights) as two unidirectional passes over padded tensors.
+
+        The backward pass reads each utterance reversed within its own length, so padding
+        comes last in both directions and never reaches a valid output: exactly the packed
+        result. Padded input takes the CPU's oneDNN LSTM kernels, about 2x faster than packed.
+        """
+        b, t, _ = x.shape
+        steps = torch.arange(t, device=x.device).expand(b, t)  # (B, T')
+        valid = steps < lengths.to(x.device).unsqueeze(1)
+        rev = torch.where(valid, lengths.to(x.device).unsqueeze(1) - 1 - steps, steps)  # per-utterance reversal
+        h0 = x.new_zeros(1, b, self.cfg.hidden)
+        for layer in range(self.cfg.layers):
+            if layer:
+                x = nn.functional.dropout(x, self.cfg.dropout, self.training)
+            outs = []
+            for suffix, order in (("", None), ("_reverse", rev)):
+                params = [getattr(self.lstm, f"{name}_l{layer}{suffix}")
+                          for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+                inp = x if order is None else _gather_time(x, order)
+                y = torch.lstm(inp, (h0, h0), params, True, 1, 0.0, self.training, False, True)[0]  # (B, T', H)
+                outs.append(y if order is None else _gather_time(y, order))
+            x = torch.cat(outs, dim=-1)  # (B, T', 2H)
+        return x * valid.unsqueeze(-1)  # zero padded frames as pad_packed_sequence does
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+def _gather_time(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """x[b, index[b, t]] for every (b, t): (B, T, H) -> (B, T, H)."""
+    return x.gather(1, index.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
