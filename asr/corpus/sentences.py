@@ -91,7 +91,7 @@ THINGS: dict[str, tuple[str, ...]] = {
                     pebble acorn mushroom"""),
     "fruit": _w("""apple banana orange pear peach plum lemon cherry grape melon strawberry
                    coconut pineapple"""),
-    "vegetable": _w("""potato carrot onion tomato cabbage pumpkin cucumber pepper lettuce
+    "vegetable": _w("""potato carrot onion tomato cabbage pumpkin cucumber pepper
                        turnip"""),
     "baked": _w("""cake pie cookie sandwich biscuit muffin pancake pizza loaf bun"""),
     "written": _w("""story poem song message report joke question"""),
@@ -162,9 +162,22 @@ POSSESSIVES = _w("my your his her our")
 
 LOCATION_PREPS = _w("near behind beside under inside outside next_to in_front_of")
 THING_LOCATION_PREPS = _w("on under behind beside next_to near")
-PATH_PREPS = _w("to toward across along through around into up down from")
+# Motion prepositions that suit each kind of place (keys of PLACES).
+PATH_PREPS = {
+    "at": _w("to toward into around"),
+    "in": _w("to through across around into"),
+    "on": _w("to across along up down"),
+    "near": _w("to toward around along across"),
+}
+WATER_PLACES = _w("river lake pond stream harbor")
 CONNECTORS = _w("and but because so")
 TIME_CONJ = _w("when after before while")
+
+# Verbs that read well with a destination ("carried the box to the market") and
+# verbs that read well with where a thing lay ("found the key under the bed").
+DESTINATION_VERBS = frozenset(_w("carry bring take send move push pull deliver drive ride return chase follow"))
+LOCATING_VERBS = frozenset(_w("""find lose drop leave hide keep see notice hang pick_up grab forget count
+                                 collect watch catch touch put paint clean"""))
 
 # Transitive verbs: "base past: object classes". Classes are THINGS keys plus
 # person, animal, food (fruit/vegetable/baked/mass), drink, game, place.
@@ -454,6 +467,7 @@ class SentenceGenerator:
             (3, self.q_how_many),
             (3, self.q_copula),
             (2, self.q_could),
+            (3, self.q_intransitive),
         ]
         self._weights = [w for w, _ in templates]
         self._templates = [t for _, t in templates]
@@ -631,12 +645,12 @@ class SentenceGenerator:
     def object_tail(self, verb: Verb) -> Tokens:
         """What may follow ``verb object``: a place, a destination or a thing's location."""
         r = self.rng.random()
-        if r < 0.3:
-            return self.place_pp()
-        if r < 0.45 and "place" not in verb.objects:
+        if r < 0.3 and verb.base in DESTINATION_VERBS:
             return ["to", *self.place()]
-        if r < 0.6 and "place" not in verb.objects:
+        if r < 0.3 and verb.base in LOCATING_VERBS:
             return self.thing_location()
+        if r < 0.55 and "place" not in verb.objects:
+            return self.place_pp()
         return []
 
     def intransitive_clause(self) -> Tokens:
@@ -646,10 +660,17 @@ class SentenceGenerator:
 
     def motion_clause(self) -> Tokens:
         verb = self.pick(MOTION)
-        subj = self.subject(animals=True).words
-        prep = self.pick(PATH_PREPS)
-        tail = ["from", *self.place(), "to", *self.place()] if prep == "from" else [prep, *self.place()]
-        return [*subj, verb.past, *self.adverb(0.3), *tail]
+        subj = self.subject(animals=verb.base not in ("drive", "travel", "cycle", "sail")).words
+        return [*subj, verb.past, *self.adverb(0.3), *self.path(verb)]
+
+    def path(self, verb: Verb) -> Tokens:
+        """Where a motion went: ``across the bridge``, ``from the farm to the market``."""
+        if verb.base in ("swim", "sail"):
+            return [self.pick(("across", "along", "to", "around")), "the", self.pick(WATER_PLACES)]
+        if self.chance(0.1):
+            return ["from", *self.place(), "to", *self.place()]
+        kind = self.pick(list(PLACES))
+        return [self.pick(PATH_PREPS[kind]), "the", self.pick(PLACES[kind])]
 
     def short_clause(self) -> Tokens:
         """A clause that fits in a two-clause sentence."""
@@ -725,7 +746,7 @@ class SentenceGenerator:
     def s_future(self) -> Tokens:
         if self.chance(0.3):
             verb = self.pick(MOTION)
-            rest = [verb.base, self.pick(("to", "across", "around", "toward")), *self.place()]
+            rest = [verb.base, *self.path(verb)]
         else:
             verb = self.pick(TRANSITIVE)
             rest = [verb.base, *self.object_of(verb), *self.object_tail(verb)]
@@ -743,10 +764,10 @@ class SentenceGenerator:
         return [*speaker, verb, "that", *self.short_clause()]
 
     def s_imperative(self) -> Tokens:
-        verb = self.pick(("put", "leave", "take", "bring", "carry", "move", "hide", "keep"))
+        verb = self.pick(("put", "leave", "hide", "keep", "take", "bring", "carry", "move"))
         cls = self.pick(("container", "clothing", "tool", "toy", "paper", "fruit", "small"))
         obj = self.np_of(cls).words
-        where = self.thing_location() if self.chance(0.6) else ["to", *self.place()]
+        where = self.thing_location() if verb in ("put", "leave", "hide", "keep") else ["to", *self.place()]
         opener = self.pick((["please"], ["please"], [self.pick(FIRST_NAMES), ","], []))
         return [*opener, verb, *obj, *where]
 
@@ -774,7 +795,10 @@ class SentenceGenerator:
 
     def q_wh(self) -> Tokens:
         verb = self.pick(TRANSITIVE)
-        wh = self.pick(("where", "when", "why", "how"))
+        wh = self.pick(("where", "when", "why", "how", "what"))
+        if wh == "what":  # the object is the question: "what did anna buy at the market?"
+            return ["what", "did", *self.subject().words, verb.base,
+                    *(self.place_pp() if self.chance(0.6) else self.time_past()), "?"]
         tail = [] if wh == "where" else self.object_tail(verb)
         return [wh, "did", *self.subject().words, verb.base, *self.object_of(verb), *tail, "?"]
 
@@ -796,9 +820,21 @@ class SentenceGenerator:
         return [words[i], *words[:i], *words[i + 1:], *(self.time_past() if self.chance(0.4) else []), "?"]
 
     def q_could(self) -> Tokens:
+        opener = [self.pick(("could", "can", "would")), "you", *(["please"] if self.chance(0.4) else [])]
+        if self.chance(0.3):  # "could you hand me the blue cup?"
+            cls = self.pick(("container", "clothing", "toy", "paper", "fruit", "baked", "tool", "small"))
+            return [*opener, self.pick(GIVING).base, self.pick(("me", "us", "him", "her", "them")),
+                    *self.np_of(cls).words, "?"]
         verb = self.pick(TRANSITIVE)
-        return [self.pick(("could", "can", "would")), "you", *(["please"] if self.chance(0.4) else []),
-                verb.base, *self.object_of(verb), *self.object_tail(verb), "?"]
+        return [*opener, verb.base, *self.object_of(verb), *self.object_tail(verb), "?"]
+
+    def q_intransitive(self) -> Tokens:
+        """``did the baby sleep in the kitchen?``, ``will you wait at the station tomorrow?``"""
+        verb = self.pick(INTRANSITIVE)
+        subj = self.subject(animals=verb.past in ANIMAL_INTRANSITIVE).words
+        if self.chance(0.5):
+            return ["did", *subj, verb.base, *self.place_pp(), *self.time_past(), "?"]
+        return ["will", *subj, verb.base, *self.place_pp(), *self.time_future(), "?"]
 
 
 # ---------------------------------------------------------------------------
@@ -821,13 +857,14 @@ def sentence_stream(seed: int | str) -> Iterator[str]:
 def lexicon() -> frozenset[str]:
     """Every word form the word lists can produce (upper case), for tests and reports."""
     words: set[str] = set()
-    nouns = [*PEOPLE, *ANIMALS, *(n for cls in THINGS.values() for n in cls)]
+    nouns = [*PEOPLE, *ANIMALS, *(n for cls, ns in THINGS.items() for n in ns if cls != "written")]
     words.update(nouns)
     words.update(plural(n) for n in nouns)
+    words.update(THINGS["written"])  # never plural in the grammar
     lists = (FIRST_NAMES, MASS_FOOD, DRINKS, GAMES, ADJ_SIZE, ADJ_THING, ADJ_FOOD, ADJ_PERSON,
              ADJ_ANIMAL, COLOURS, ADJ_WEATHER, NUMBERS, DEGREE, ADVERBS, TIMES_PAST, WEEKDAYS,
              MONTHS, TIMES_FUTURE, PRONOUNS, OBJ_PRONOUNS, POSSESSIVES, LOCATION_PREPS,
-             THING_LOCATION_PREPS, PATH_PREPS, CONNECTORS, TIME_CONJ, WEATHER_CLAUSES, TEMPLATE_WORDS,
+             THING_LOCATION_PREPS, *PATH_PREPS.values(), CONNECTORS, TIME_CONJ, WEATHER_CLAUSES, TEMPLATE_WORDS,
              *PLACES.values())
     for lst in lists:
         words.update(lst)
