@@ -24,7 +24,7 @@ class MetricsLog:
         self.enabled = enabled
         self.run_dir = run_dir
         self.t0 = time.time()
-        self.t_last = time.time()
+        self.t_last = self.t_flush = time.time()
         if not enabled:
             return
         self.files = {}
@@ -46,6 +46,9 @@ class MetricsLog:
         rate = audio_s / max(now - self.t_last, 1e-9)
         self.t_last = now
         f, w = self.files["train"]
+        if now - self.t_flush > 10:  # so that `tail -f train.csv` shows progress
+            f.flush()
+            self.t_flush = now
         w.writerow({"step": step, "epoch": epoch, "loss": f"{loss:.4f}", "lr": f"{lr:.3e}",
                     "grad_norm": f"{grad_norm:.3f}", "audio_s_per_s": f"{rate:.1f}", "time": f"{now - self.t0:.1f}"})
 
