@@ -38,8 +38,12 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0]
-        raise UserError(f"{path}: refused to load: the file holds more than weights ({first[:200]})") from None
+        msg = str(e)
+        if "GLOBAL" in msg:  # the pickle names a Python object to import: code we refuse to run
+            what = next((line.strip() for line in msg.splitlines() if "GLOBAL" in line), "")
+            raise UserError(f"{path}: refused to load: the file holds more than weights ({what[:200]}); "
+                            f"only load checkpoints written by 'asr train'") from None
+        raise UserError(f"{path}: not a readable checkpoint (corrupt or not a torch file)") from None
     except (RuntimeError, EOFError, OSError, ValueError) as e:
         raise UserError(f"{path}: not a readable checkpoint ({str(e).splitlines()[0][:200]})") from None
     if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
