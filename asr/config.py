@@ -63,16 +63,34 @@ class DataConfig:
     min_duration: float = 0.1  # shorter utterances are reported and skipped, seconds
     num_workers: int = 0  # DataLoader worker processes (0: load in the training process)
     cache_features: bool = True  # compute features once and keep them in memory
+    sortagrad: bool = True  # first epoch from shortest to longest batch: CTC leaves its all-blank plateau sooner
+    stats: Optional[str] = None  # per-bin mean/std JSON from `asr stats` (None: computed from the training set at start)
 
 
 @dataclass
 class DecoderConfig:
+    # Beam fields are read by asr/beam.py (flashlight-text); scores add to natural-log acoustic log-probs.
     type: str = "greedy"  # greedy | beam
     beam_size: int = 50  # hypotheses kept per frame (beam)
-    lm: Optional[str] = None  # KenLM ARPA or binary file (beam)
+    lm: Optional[str] = None  # KenLM ARPA or binary word n-gram file, e.g. from `asr lm build` (beam)
     lexicon: Optional[str] = None  # lexicon file, one "word c h a r s |" per line (beam); None: lexicon-free
-    lm_weight: float = 1.0  # weight of the LM log-probability (beam)
-    word_score: float = 0.0  # bonus per emitted word (beam)
+    lm_weight: float = 1.0  # multiplies the LM's log10 probability of each word (beam)
+    word_score: float = 0.0  # added per emitted word, natural-log units; > 0 favours more words (beam)
+    beam_size_token: Optional[int] = None  # tokens tried per frame, best first (beam); None: all tokens
+    beam_threshold: float = 25.0  # drop hypotheses scoring this far below the best, natural-log units (beam)
+    unk_score: float = float("-inf")  # added per out-of-lexicon word, lexicon mode only; -inf: never (beam)
+    sil_score: float = 0.0  # added per frame that emits the word separator " ", natural-log units (beam)
+    log_add: bool = False  # merge hypotheses with the same text by log-sum-exp instead of max (beam)
+    nbest: int = 1  # hypotheses BeamDecoder.decode_nbest returns per utterance (beam)
+    hotwords: list[str] = field(default_factory=list)  # words to favour, e.g. names (beam)
+    hotword_score: float = 5.0  # added per emitted hotword, natural-log units (beam)
+
+
+@dataclass
+class TokenizerConfig:
+    type: str = "char"  # char (letters, apostrophe, space) | bpe (sentencepiece pieces of the training transcripts)
+    vocab_size: int = 256  # sentencepiece pieces incl. <unk> (bpe; a soft limit); the model adds the CTC blank
+    model: Optional[str] = None  # sentencepiece .model (bpe), trained there when absent; None: RUN_DIR/bpe.model
 
 
 @dataclass
@@ -84,12 +102,14 @@ class TrainConfig:
     threads: int = 0  # CPU threads for torch (0: all cores)
     save_every: int = 0  # also checkpoint every N optimizer steps (0: at epoch ends only)
     resume: bool = True  # continue from run_dir/last.pt when it exists
+    keep_epochs: int = 0  # also keep epoch-N.pt (weights only) for the last N epochs, for `asr average` (0: none)
     features: FeatureConfig = field(default_factory=FeatureConfig)
     specaug: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     data: DataConfig = field(default_factory=DataConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
 
 
 def register_configs() -> None:
@@ -105,6 +125,7 @@ def register_configs() -> None:
         ("optim", OptimConfig),
         ("data", DataConfig),
         ("decoder", DecoderConfig),
+        ("tokenizer", TokenizerConfig),
     ]:
         cs.store(group=group, name=f"base_{group}", node=node)
 

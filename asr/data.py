@@ -108,8 +108,9 @@ class BucketBatchSampler(Sampler[list[int]]):
     """
 
     def __init__(self, num_frames: list[int], max_frames: int, seed: int = 0, shuffle: bool = True,
-                 rank: int = 0, world_size: int = 1):
+                 rank: int = 0, world_size: int = 1, sortagrad: bool = False):
         self.seed, self.shuffle, self.rank, self.world_size = seed, shuffle, rank, world_size
+        self.sortagrad = sortagrad
         self.epoch = 0
         order = sorted(range(len(num_frames)), key=lambda i: num_frames[i])
         batches: list[list[int]] = []
@@ -133,7 +134,7 @@ class BucketBatchSampler(Sampler[list[int]]):
     def epoch_batches(self) -> list[list[int]]:
         """This rank's share of each global batch, in this epoch's order."""
         batches = list(self.batches)
-        if self.shuffle:
+        if self.shuffle and not (self.sortagrad and self.epoch == 0):  # SortaGrad: shortest first in epoch 1
             random.Random(self.seed * 1_000_003 + self.epoch).shuffle(batches)
         return [b[self.rank :: self.world_size] for b in batches]
 

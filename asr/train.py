@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from asr import dist
-from asr.checkpoint import build_model, load_checkpoint, model_state, save_checkpoint
+from asr.checkpoint import build_model, keep_epoch_checkpoint, load_checkpoint, model_state, save_checkpoint
 from asr.config import TrainConfig, to_dataclass
 from asr.data import BucketBatchSampler, UtteranceDataset, collate, filter_by_duration
 from asr.decode import GreedyDecoder
@@ -31,7 +31,8 @@ from asr.io import atomic_write_text
 from asr.manifest import read_manifest
 from asr.metrics_log import MetricsLog
 from asr.model import conv_out_lengths
-from asr.text import CharTokenizer
+from asr.stats import load_stats
+from asr.text import CharTokenizer, build_tokenizer
 
 
 class StopRequested(Exception):
@@ -81,7 +82,7 @@ def train(cfg) -> Path:
         torch.set_num_threads(cfg.threads)
     amp = torch.bfloat16 if (cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")) else None
     torch.manual_seed(cfg.seed)
-    tok = CharTokenizer()
+    tok = build_tokenizer(cfg)  # char, or BPE trained on the training transcripts (the checkpoint's on resume)
     logmel = LogMel(cfg.features)
     train_ds = load_split(cfg.data.train_manifest, cfg, logmel, tok, "train")
     dev_ds = load_split(cfg.data.dev_manifest, cfg, logmel, tok, "dev")
@@ -89,7 +90,7 @@ def train(cfg) -> Path:
     model = build_model(cfg, tok)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
     sampler = BucketBatchSampler([train_ds.num_frames(i) for i in range(len(train_ds))], cfg.data.max_frames,
-                                 seed=cfg.seed, rank=rank, world_size=world)
+                                 seed=cfg.seed, rank=rank, world_size=world, sortagrad=cfg.data.sortagrad)
     state = {"epoch": 0, "batch": 0, "step": 0, "best_wer": float("inf"), "bad_steps": 0, "skipped": 0}
     last = run_dir / "last.pt"
     if cfg.resume and last.is_file():
@@ -101,7 +102,8 @@ def train(cfg) -> Path:
         print(f"resuming {last}: epoch {state['epoch'] + 1}, batch {state['batch']}, step {state['step']}",
               file=sys.stderr)
     else:
-        model.norm.set_stats(*train_ds.stats())  # global mean/var normalization from the training set
+        # global mean/var normalization from the training set (precomputed by `asr stats` for large corpora)
+        model.norm.set_stats(*(load_stats(cfg.data.stats, cfg.features) if cfg.data.stats else train_ds.stats()))
     model.to(device)
     ddp_model = dist.wrap(model, device)
     if rank == 0:
@@ -159,6 +161,8 @@ def train(cfg) -> Path:
             improved = result.wer < state["best_wer"]
             state["best_wer"] = min(state["best_wer"], result.wer)
             checkpoint()
+            if cfg.keep_epochs and rank == 0:  # weights of the last N epochs, for `asr average`
+                keep_epoch_checkpoint(run_dir, state["epoch"], model_state(model, cfg, tok), cfg.keep_epochs)
             if improved and rank == 0:
                 shutil.copyfile(last, run_dir / ".best.pt.tmp")
                 Path(run_dir / ".best.pt.tmp").replace(run_dir / "best.pt")
