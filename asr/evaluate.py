@@ -45,8 +45,28 @@ def infer(model, ds: UtteranceDataset, decoder: Decoder, device: torch.device, m
     return hyps, loss
 
 
+@torch.no_grad()
+def utterance_log_probs(model, ds: UtteranceDataset, device: torch.device, max_frames: int = 40000,
+                        progress: bool = False) -> dict[str, torch.Tensor]:
+    """Run the model once: {utterance id: (T', V) float32 CPU log-probs}, to decode many times (LM tuning)."""
+    model.eval()
+    sampler = BucketBatchSampler([ds.num_frames(i) for i in range(len(ds))], max_frames, shuffle=False)
+    out: dict[str, torch.Tensor] = {}
+    for batch in tqdm(DataLoader(ds, batch_sampler=sampler, collate_fn=collate), desc="log-probs", unit="batch",
+                      disable=not progress, file=sys.stderr):
+        log_probs, lengths = model(batch.features.to(device), batch.feature_lengths.to(device))
+        for uid, lp, n in zip(batch.ids, log_probs.float().cpu(), lengths.tolist()):
+            out[uid] = lp[:n].clone()  # (T, V) -> (T', V): this utterance's frames only
+    return out
+
+
 def evaluate(model, ds: UtteranceDataset, decoder: Decoder, device: torch.device, **kw) -> EvalResult:
     hyps, loss = infer(model, ds, decoder, device, **kw)
+    return score(ds, hyps, loss)
+
+
+def score(ds: UtteranceDataset, hyps: dict[str, Hypothesis], loss: float = 0.0) -> EvalResult:
+    """WER, CER and report rows of hypotheses ({id: Hypothesis}) against the dataset's references."""
     words, chars = ErrorCounts(), ErrorCounts()
     rows = []
     for utt, ref in zip(ds.utts, ds.texts):

@@ -20,6 +20,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None =
     path.parent.mkdir(parents=True, exist_ok=True)
     binary = "b" in mode
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the mode open() would
     try:
         with os.fdopen(fd, mode, encoding=None if binary else encoding) as f:
             yield f
@@ -36,6 +37,15 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None =
             raise UserError(f"{path}: cannot write, the disk is full ({e.strerror}); the previous "
                             f"version of the file is intact: free space and run the command again") from None
         raise
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -1,0 +1,420 @@
+"""CTC beam search with an optional KenLM word n-gram LM (flashlight-text, through torchaudio).
+
+``BeamDecoder(cfg, tokenizer).decode(log_probs, lengths)`` is a drop-in for the greedy
+decoder (same ``Decoder`` protocol, asr/decode.py). Two modes:
+
+* lexicon-free (``cfg.lexicon`` None): any character sequence can come out. With an LM,
+  the word LM is applied at word boundaries by ``_WordLM`` below, with a unigram look-ahead
+  inside words; out-of-vocabulary words get the LM's <unk> probability.
+* lexicon (``cfg.lexicon`` a file from ``write_lexicon``): only lexicon words come out;
+  flashlight scores them with the LM natively. Much faster with an LM (about 2 ms per second
+  of audio against 40-80 ms lexicon-free, beam 50, one CPU core), since the lexicon-free
+  adapter is Python called per (hypothesis, token) pair.
+
+flashlight-text has no hotword or phrase boosting; ``cfg.hotwords`` adds ``hotword_score`` per
+emitted hotword through the LM adapters below (single words, not phrases), with the bonus in
+the lexicon-free look-ahead so that a hotword's first letters already survive pruning.
+
+Conventions, and why:
+
+* Our word separator is the " " token. flashlight calls it the silence token and its
+  lexicon files split on whitespace, so the " " token is named ``|`` on the flashlight side;
+  ids are unchanged, so the model's log-probs go in as they are.
+* A lexicon spelling ends with ``|`` (``there t h e r e |``): a word is complete only when a
+  separator follows it, as our model emits a space between words. Without it the decoder
+  could split "there" into "the re" at no acoustic cost.
+* The model emits no space after the last word, so every utterance gets one extra frame in
+  which only the separator is possible (log-prob 0): it closes the last word at no cost, and
+  that frame is dropped from the output tokens and frames.
+* Scores: the acoustic log-probs are natural logs; KenLM returns log10 probabilities, and
+  ``lm_weight`` multiplies those (flashlight and wav2letter do the same, so published weights
+  carry over). ``word_score`` and ``hotword_score`` are added per word, in natural-log units.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+
+from asr.decode import Hypothesis
+from asr.errors import UserError
+from asr.io import atomic_open
+from asr.text import CharTokenizer, normalize_text
+
+WORD_SEP = "|"  # flashlight's name for our " " token (its silence token)
+UNK = "<unk>"
+_NO = -1e30  # log-prob of impossible tokens in the closing frame; finite to keep flashlight's arithmetic finite
+
+
+try:  # torchaudio's CTC decoder over flashlight-text (the [beam] extra); without it BeamDecoder raises a UserError
+    from flashlight.lib.text.dictionary import Dictionary, create_word_dict, load_words
+    from torchaudio.models.decoder import CTCDecoderLM as _LMBase
+    from torchaudio.models.decoder import CTCDecoderLMState as _LMState
+    from torchaudio.models.decoder import ctc_decoder
+
+    _IMPORT_ERROR = None
+except Exception as _e:  # RuntimeError or ImportError, depending on the torchaudio version
+    _LMBase, _LMState, _IMPORT_ERROR = object, None, _e
+
+
+def _check_flashlight() -> None:
+    if _IMPORT_ERROR is not None:
+        raise UserError(f"beam search needs flashlight-text: pip install 'flashlight-text' ({_IMPORT_ERROR})")
+
+
+def _kenlm(path: str, word_dict):
+    """flashlight's KenLM over ``path``, mapping ``word_dict``'s indices to the model's words."""
+    try:
+        from flashlight.lib.text.decoder.kenlm import KenLM
+    except ImportError:
+        raise UserError("flashlight-text was built without KenLM support: reinstall flashlight-text") from None
+    return KenLM(str(path), word_dict)
+
+
+# ---------------------------------------------------------------------------------------------
+# Tokens and lexicon
+
+
+def flashlight_tokens(tokenizer: CharTokenizer) -> list[str]:
+    """Our tokens, in our order, with " " renamed to ``|``; raises if there is no " " token."""
+    if " " not in tokenizer.tokens:
+        raise UserError("beam search needs the char tokenizer's ' ' word-separator token, and this model's "
+                        "tokenizer has none (BPE models: use --decoder greedy)")
+    if WORD_SEP in tokenizer.tokens:
+        raise UserError(f"the tokenizer already has a {WORD_SEP!r} token; it cannot stand for the space")
+    return [WORD_SEP if t == " " else t for t in tokenizer.tokens]
+
+
+def spell(word: str, tokenizer: CharTokenizer) -> list[str] | None:
+    """A word as flashlight tokens ending with the separator, or None if a character has no token."""
+    if any(ch not in tokenizer.tokens for ch in word):
+        return None
+    return [*word, WORD_SEP]
+
+
+def write_lexicon(words: Iterable[str], path: str | os.PathLike, tokenizer: CharTokenizer | None = None) -> int:
+    """Write a flashlight lexicon for the char tokenizer: ``word w o r d |`` per line.
+
+    Words go through ``normalize_text`` (so "Don't" becomes "don't"; "well-known" gives
+    two words); duplicates and words with characters outside the token set are skipped.
+    Returns the number of words written.
+    """
+    tokenizer = tokenizer or CharTokenizer()
+    seen: dict[str, list[str]] = {}
+    for raw in words:
+        for word in normalize_text(raw).text.split():
+            if word not in seen and (spelling := spell(word, tokenizer)) is not None:
+                seen[word] = spelling
+    with atomic_open(path, "w") as f:
+        for word, spelling in seen.items():
+            f.write(f"{word} {' '.join(spelling)}\n")
+    return len(seen)
+
+
+# ---------------------------------------------------------------------------------------------
+# LM vocabulary
+
+
+def lm_vocabulary(path: str | os.PathLike) -> list[str]:
+    """The words of a KenLM model: the 1-gram section of an ARPA file, or the word list KenLM's
+    build_binary appends to a binary file (NUL-separated, starting with <unk>)."""
+    from asr.lm import arpa_unigrams, is_arpa
+
+    if is_arpa(path):
+        return list(arpa_unigrams(path))
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:  # the list is at the end: read backwards until its start is in view
+        chunk = 1 << 20
+        while True:
+            start = max(0, size - chunk)
+            f.seek(start)
+            tail = f.read()
+            i = tail.rfind(UNK.encode() + b"\0")
+            if i >= 0 or start == 0:
+                break
+            chunk *= 4
+    if i < 0:
+        raise UserError(f"{path}: no word list found in this KenLM binary; use the ARPA file or a lexicon")
+    words = tail[i:].rstrip(b"\0").split(b"\0")
+    return [w.decode("utf-8", errors="replace") for w in words]
+
+
+# ---------------------------------------------------------------------------------------------
+# Language models for the decoder
+
+
+class _WordLM(_LMBase):
+    """A word LM for the lexicon-free decoder, which calls its LM once per emitted token.
+
+    flashlight's lexicon-free decoder treats its LM as a token LM. This adapter turns a
+    word LM (KenLM, or none) into one: inside a word it returns the change of a look-ahead
+    score (the best ``lm_weight * log10 p(w) + hotword bonus`` over vocabulary words starting
+    with the letters so far, or the <unk> probability when none does), and at the separator
+    it returns the word's real score minus the look-ahead already given, plus ``word_score``.
+    The sum over a word is therefore exactly ``lm_weight * log10 p(word | history) + bonuses``;
+    the look-ahead only keeps good partial words in the beam (flashlight's lexicon mode
+    does the same with its trie "smearing").
+
+    An LM state is (KenLM state, letters of the current word); states are flashlight
+    LMState objects, which the decoder compares by identity, so each distinct pair has
+    exactly one object: children of a state are keyed by token, and after a word there is
+    one state per KenLM state.
+    """
+
+    def __init__(self, kenlm, vocab: list[str], tokens: list[str], sep: int, lm_weight: float,
+                 word_score: float, boosts: dict[str, float]):
+        _LMBase.__init__(self)
+        self.kenlm = kenlm
+        self.chars = tokens
+        self.sep = sep
+        self.word_score = word_score
+        self.lm_weight = lm_weight
+        self.boosts = boosts
+        self.index = {w: i for i, w in enumerate(vocab)}
+        self.unk = self.index.get(UNK, -1)
+        # look-ahead of letters that start no known word: <unk>'s unigram score (0 without an LM)
+        self._unk_look = self._unigram(self.unk) if kenlm is not None else 0.0
+        self._look = self._lookahead(vocab)
+        self._info: dict = {}  # LM state -> (KenLM state, letters so far, their look-ahead)
+        self._roots: dict = {}  # KenLM state -> our state at a word boundary
+
+    def _unigram(self, idx: int) -> float:
+        """lm_weight * log10 p(word) without context."""
+        _, s = self.kenlm.score(self.kenlm.start(True), idx)
+        return self.lm_weight * s
+
+    def _lookahead(self, vocab: list[str]) -> dict[str, float]:
+        """Best unigram score plus bonus over the words that start with each prefix (memory: one
+        entry per distinct prefix, about 4 per word)."""
+        scores = {w: self._unigram(i) for i, w in enumerate(vocab) if not w.startswith("<")}  # not <s> </s> <unk>
+        for w in self.boosts:
+            scores[w] = scores.get(w, self._unk_look) + self.boosts[w]
+        look: dict[str, float] = {}
+        for w, s in scores.items():
+            for k in range(1, len(w) + 1):
+                p = w[:k]
+                if s > look.get(p, -math.inf):
+                    look[p] = s
+        return look
+
+    def _root(self, kstate):
+        root = self._roots.get(kstate)
+        if root is None:
+            root = self._roots[kstate] = _LMState()
+            self._info[root] = (kstate, "", 0.0)
+        return root
+
+    def start(self, start_with_nothing: bool):
+        self._info.clear()  # one utterance at a time: drop the previous one's states
+        self._roots.clear()
+        kstate = self.kenlm.start(start_with_nothing) if self.kenlm is not None else None
+        return self._root(kstate)
+
+    def _end_word(self, kstate, prefix: str, look: float):
+        """(state after the word, its score minus the look-ahead ``look`` already given)."""
+        score = self.word_score + self.boosts.get(prefix, 0.0)
+        if self.kenlm is not None:
+            kstate, lm = self.kenlm.score(kstate, self.index.get(prefix, self.unk))
+            score += self.lm_weight * lm
+        return self._root(kstate), score - look
+
+    def score(self, state, token: int):
+        # Called for every (hypothesis, token) pair, up to beam_size x beam_size_token times a frame: keep it lean.
+        kstate, prefix, look = self._info[state]
+        if token == self.sep:
+            return (state, 0.0) if not prefix else self._end_word(kstate, prefix, look)
+        child = state.child(token)  # flashlight keeps one child per token: the same object on every visit
+        info = self._info.get(child)
+        if info is None:
+            letters = prefix + self.chars[token]
+            info = self._info[child] = (kstate, letters, self._look.get(letters, self._unk_look))
+        return child, info[2] - look
+
+    def finish(self, state):
+        kstate, prefix, look = self._info[state]
+        score = 0.0
+        if prefix:  # unreachable with the closing separator frame; kept for decode_step users
+            state, score = self._end_word(kstate, prefix, look)
+            kstate = self._info[state][0]
+        if self.kenlm is None:
+            return state, score
+        kstate, end = self.kenlm.finish(kstate)
+        return self._root(kstate), score + self.lm_weight * end
+
+
+class _BoostedLM(_LMBase):
+    """Lexicon mode with hotwords: the inner LM's score times ``lm_weight``, plus a per-word bonus.
+
+    The decoder then runs with lm_weight 1, so a bonus means the same with any weight. The
+    states are the inner LM's (flashlight calls this once per word, not per letter).
+    """
+
+    def __init__(self, inner, lm_weight: float, bonus: dict[int, float]):
+        _LMBase.__init__(self)
+        self.inner, self.lm_weight, self.bonus = inner, lm_weight, bonus
+
+    def start(self, start_with_nothing: bool):
+        return self.inner.start(start_with_nothing)
+
+    def score(self, state, idx: int):
+        state, s = self.inner.score(state, idx)
+        return state, self.lm_weight * s + self.bonus.get(idx, 0.0)
+
+    def finish(self, state):
+        state, s = self.inner.finish(state)
+        return state, self.lm_weight * s
+
+
+# ---------------------------------------------------------------------------------------------
+# The decoder
+
+
+class BeamDecoder:
+    """CTC beam search; ``decode`` gives the best hypothesis per utterance, ``decode_nbest`` up to ``cfg.nbest``."""
+
+    def __init__(self, cfg, tokenizer: CharTokenizer, _loaded: dict | None = None):
+        self.cfg = cfg
+        self.tokenizer = tokenizer
+        self.tokens = flashlight_tokens(tokenizer)
+        self.sep = self.tokens.index(WORD_SEP)
+        self.blank = tokenizer.blank
+        _check_flashlight()
+        for name, path in (("lm", cfg.lm), ("lexicon", cfg.lexicon)):
+            if path is not None and not Path(path).is_file():
+                raise UserError(f"decoder {name} file {path}: not found")
+        self.hotwords = {w: float(cfg.hotword_score) for h in (cfg.hotwords or [])
+                         for w in normalize_text(h).text.split()}
+        self._lm = None  # our LM adapter, if any
+        self._loaded = _loaded if _loaded is not None else {}  # KenLM, vocabulary, lexicon: shared by reweighted()
+        # torchaudio's CTCDecoder keeps the LM alive as long as the decoder (flashlight holds a raw pointer)
+        self._ctc = self._build_lexicon() if cfg.lexicon else self._build_lexicon_free()
+
+    def reweighted(self, **changes) -> "BeamDecoder":
+        """This decoder with some DecoderConfig fields changed (lm_weight, word_score, beam_size, ...),
+        sharing the loaded LM and lexicon, so that tuning does not reload them; lm and lexicon stay."""
+        from dataclasses import replace
+
+        if {"lm", "lexicon"} & set(changes):
+            raise ValueError("reweighted() keeps lm and lexicon; build a new BeamDecoder to change them")
+        return BeamDecoder(replace(self.cfg, **changes), self.tokenizer, _loaded=self._loaded)
+
+    # -- construction ---------------------------------------------------------------------------
+
+    def _cached(self, key: str, make):
+        if key not in self._loaded:
+            self._loaded[key] = make()
+        return self._loaded[key]
+
+    def _search(self, lexicon: str | None, lm, lm_weight: float, word_score: float):
+        """torchaudio's ctc_decoder with our tokens; we call its flashlight decoder directly (``decode``)."""
+        c = self.cfg
+        return ctc_decoder(lexicon=lexicon, tokens=self.tokens, lm=lm, beam_size=c.beam_size,
+                           beam_size_token=c.beam_size_token, beam_threshold=c.beam_threshold, lm_weight=lm_weight,
+                           word_score=word_score, unk_score=c.unk_score, sil_score=c.sil_score, log_add=c.log_add,
+                           blank_token=self.tokens[self.blank], sil_token=WORD_SEP, unk_word=UNK)
+
+    @staticmethod
+    def _vocabulary(path) -> list[str]:
+        vocab = lm_vocabulary(path)
+        if UNK not in vocab:  # KenLM maps unknown words to its <unk> (id 0) whether or not it is listed
+            vocab.insert(0, UNK)
+        return vocab
+
+    def _build_lexicon_free(self):
+        """Lexicon-free: flashlight's token-level search, with our word-LM adapter when there is a word score."""
+        c = self.cfg
+        kenlm = None
+        vocab: list[str] = []
+        if c.lm is not None:
+            vocab = self._cached("vocab", lambda: self._vocabulary(c.lm))
+            kenlm = self._cached("kenlm", lambda: _kenlm(c.lm, Dictionary(vocab)))
+        if kenlm is not None or c.word_score != 0 or self.hotwords:
+            self._lm = _WordLM(kenlm, vocab, self.tokens, self.sep, c.lm_weight, c.word_score, self.hotwords)
+        # lm_weight 1: the adapter applies lm_weight itself, so that word_score is not scaled by it.
+        # No adapter: flashlight's ZeroLM, a plain beam search with no Python in the inner loop.
+        return self._search(None, self._lm, 1.0, 0.0)
+
+    def _build_lexicon(self):
+        """Lexicon: words from the lexicon only, scored natively by flashlight (KenLM or no LM)."""
+        c = self.cfg
+        lexicon = self._cached("lexicon", lambda: load_words(str(c.lexicon)))
+        if not any(lexicon.values()):
+            raise UserError(f"lexicon {c.lexicon} has no words: make one with asr.beam.write_lexicon")
+        bad = [t for spellings in lexicon.values() for s in spellings for t in s if t not in self.tokens]
+        if bad:
+            raise UserError(f"lexicon {c.lexicon}: token {bad[0]!r} is not in the model's token set "
+                            f"(spell words in characters and end each with {WORD_SEP!r})")
+        # ctc_decoder builds the same word dictionary from the lexicon file: the KenLM indices agree
+        word_dict = self._cached("word_dict", lambda: create_word_dict(lexicon))
+        lm = self._cached("kenlm", lambda: _kenlm(c.lm, word_dict)) if c.lm is not None else None
+        lm_weight = c.lm_weight
+        if self.hotwords:
+            missing = [w for w in self.hotwords if w not in lexicon]
+            if missing:
+                raise UserError(f"hotwords not in the lexicon {c.lexicon}: {', '.join(missing[:5])}")
+            bonus = {word_dict.get_index(w): b for w, b in self.hotwords.items()}
+            from flashlight.lib.text.decoder import ZeroLM
+
+            lm = self._lm = _BoostedLM(lm if lm is not None else ZeroLM(), lm_weight, bonus)
+            lm_weight = 1.0
+        return self._search(str(c.lexicon), lm, lm_weight, c.word_score)
+
+    # -- decoding -------------------------------------------------------------------------------
+
+    def _with_closing_frame(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(B, T, V) -> (B, T + 1, V) float32 with frame lengths[b] = "separator only" (see module doc)."""
+        lp = log_probs.detach().to("cpu", torch.float32)
+        B, T, V = lp.shape
+        out = torch.cat([lp, lp.new_full((B, 1, V), _NO)], dim=1)  # (B, T, V) -> (B, T + 1, V)
+        for b in range(B):
+            n = int(lengths[b])
+            out[b, n] = _NO
+            out[b, n, self.sep] = 0.0
+        return out.contiguous()
+
+    def _hypothesis(self, result, n: int) -> Hypothesis:
+        """flashlight's path (initial state, T frames, closing frame, final state) -> our Hypothesis."""
+        path = list(result.tokens)[1:n + 1]  # drop the initial state; keep the n real frames
+        tokens, frames = [], []
+        prev = None
+        for t, tok in enumerate(path):
+            if tok != self.blank and tok != prev:
+                tokens.append(tok)
+                frames.append(t)
+            prev = tok
+        text = " ".join(self.tokenizer.decode(tokens).split())
+        return Hypothesis(text, tokens, frames, float(result.score))
+
+    def decode_nbest(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[Hypothesis]]:
+        """(B, T, V) log-probs and (B,) valid frame counts -> up to cfg.nbest hypotheses each, best first."""
+        if log_probs.shape[-1] != len(self.tokens):
+            raise ValueError(f"log_probs have {log_probs.shape[-1]} classes, the tokenizer {len(self.tokens)}")
+        x = self._with_closing_frame(log_probs, lengths)
+        B, T1, V = x.shape
+        out = []
+        for b in range(B):
+            n = int(lengths[b])
+            # flashlight's own results: torchaudio's CTCHypothesis drops the raw path we need for frames
+            results = self._ctc.decoder.decode(x.data_ptr() + 4 * b * x.stride(0), n + 1, V)  # float32: 4 bytes
+            out.append(self._distinct([self._hypothesis(r, n) for r in results], max(1, self.cfg.nbest)))
+        return out
+
+    @staticmethod
+    def _distinct(hyps: list[Hypothesis], k: int) -> list[Hypothesis]:
+        """The first k hypotheses with different texts (paths that differ only in timing say the same)."""
+        seen, out = set(), []
+        for h in hyps:
+            if h.text not in seen:
+                seen.add(h.text)
+                out.append(h)
+            if len(out) == k:
+                break
+        return out
+
+    def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[Hypothesis]:
+        """(B, T, V) log-probs and (B,) valid frame counts -> the best hypothesis per utterance."""
+        return [h[0] if h else Hypothesis("") for h in self.decode_nbest(log_probs, lengths)]

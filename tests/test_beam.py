@@ -1,0 +1,192 @@
+"""Beam search on hand-made log-probs: agreement with greedy, LM and lexicon effects, configuration."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("flashlight.lib.text.decoder")
+
+from asr.beam import BeamDecoder, lm_vocabulary, write_lexicon  # noqa: E402
+from asr.config import DecoderConfig, compose, to_dataclass  # noqa: E402
+from asr.decode import GreedyDecoder, build_decoder  # noqa: E402
+from asr.errors import UserError  # noqa: E402
+from asr.lm import build_lm  # noqa: E402
+from asr.text import CharTokenizer  # noqa: E402
+
+TOK = CharTokenizer()
+LM_TEXT = """the street was long
+the street was wide
+a street in the town
+she walked down the street
+the cat sat on the mat
+the town was quiet
+"""
+
+
+def emissions(text: str, confusions: dict[int, dict[str, float]] | None = None, blanks: int = 1) -> torch.Tensor:
+    """(T, V) log-probs spelling ``text``: each character in one frame (p 0.99) followed by ``blanks``
+    blank frames. ``confusions[i]`` replaces the distribution of character i, e.g. {"a": 0.55, "e": 0.45}."""
+    rows = []
+    for i, ch in enumerate(text):
+        probs = (confusions or {}).get(i, {ch: 0.99})
+        rows.append(probs)
+        rows.extend([{"<blank>": 0.99}] * blanks)
+    lp = torch.full((len(rows), len(TOK)), 1e-6)
+    for t, probs in enumerate(rows):
+        for sym, p in probs.items():
+            lp[t, TOK.tokens.index(sym)] = p
+    return (lp / lp.sum(-1, keepdim=True)).log()
+
+
+def decode(decoder, lp: torch.Tensor):
+    return decoder.decode(lp.unsqueeze(0), torch.tensor([lp.shape[0]]))[0]  # (T, V) -> (1, T, V)
+
+
+def beam(**kw) -> BeamDecoder:
+    return BeamDecoder(DecoderConfig(type="beam", **kw), TOK)
+
+
+@pytest.fixture(scope="module")
+def lm(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("beam")
+    (d / "text.txt").write_text(LM_TEXT)
+    return build_lm(d / "text.txt", 3, d / "lm.arpa", backend="python").path
+
+
+def test_unambiguous_path_gives_greedy_output():
+    lp = emissions(" hello  world", blanks=2)  # leading and double spaces, a double letter
+    g, b = decode(GreedyDecoder(TOK), lp), decode(beam(), lp)
+    assert b.text == g.text == "hello world"
+    assert b.tokens == g.tokens and b.frames == g.frames
+    assert b.score == pytest.approx(g.score, abs=1e-4)  # one path dominates: same log-probability
+
+
+def test_batch_with_padding_and_empty_utterance():
+    a, b = emissions("cat"), emissions("the mat")
+    lp = torch.full((3, b.shape[0], len(TOK)), math.log(1 / len(TOK)))  # padding: uniform noise
+    lp[0, : a.shape[0]], lp[1] = a, b
+    hyps = beam().decode(lp, torch.tensor([a.shape[0], b.shape[0], 0]))
+    assert [h.text for h in hyps] == ["cat", "the mat", ""]
+    assert all(f < a.shape[0] for f in hyps[0].frames)
+
+
+def test_lm_prefers_a_word_over_an_acoustically_better_non_word(lm):
+    lp = emissions("the street", {8: {"a": 0.55, "e": 0.45}})  # "streat" is slightly more likely
+    assert decode(GreedyDecoder(TOK), lp).text == "the streat"
+    assert decode(beam(), lp).text == "the streat"  # no LM: the acoustics decide
+    assert decode(beam(lm=str(lm)), lp).text == "the street"
+    assert decode(beam(lm=str(lm), lm_weight=0.0), lp).text == "the streat"
+
+
+def test_out_of_vocabulary_words_survive_lexicon_free_decoding(lm):
+    lp = emissions("the zorblat was long")
+    assert decode(beam(lm=str(lm)), lp).text == "the zorblat was long"
+
+
+def test_lexicon_restricts_output_to_lexicon_words(lm, tmp_path):
+    lexicon = tmp_path / "lexicon.txt"
+    assert write_lexicon(["the", "cat", "hat", "The", "sat"], lexicon) == 4
+    lp = emissions("the cbt sat", {5: {"b": 0.6, "a": 0.4}})
+    assert decode(GreedyDecoder(TOK), lp).text == "the cbt sat"
+    for kw in ({}, {"lm": str(lm)}):
+        hyp = decode(beam(lexicon=str(lexicon), **kw), lp)
+        assert hyp.text == "the cat sat"
+        assert hyp.tokens == TOK.encode("the cat sat")
+    out = decode(beam(lexicon=str(lexicon)), emissions("dog mat"))  # nothing in the lexicon fits well
+    assert set(out.text.split()) <= {"the", "cat", "hat", "sat"}
+
+
+def test_lexicon_and_lexicon_free_give_the_same_lm_score(lm, tmp_path):
+    """The word-LM adapter of the lexicon-free mode scores a sentence as flashlight's lexicon mode does."""
+    lexicon = tmp_path / "lexicon.txt"
+    write_lexicon(LM_TEXT.split(), lexicon)
+    lp = emissions("the cat sat on the mat")
+    free, lex = decode(beam(lm=str(lm), word_score=0.5), lp), decode(beam(lm=str(lm), word_score=0.5,
+                                                                            lexicon=str(lexicon)), lp)
+    assert free.text == lex.text == "the cat sat on the mat"
+    assert free.score == pytest.approx(lex.score, abs=1e-3)
+
+
+def test_write_lexicon_format(tmp_path):
+    n = write_lexicon(["Don't", "well-known", "naïve", "don't", "x3"], tmp_path / "lex.txt")
+    lines = (tmp_path / "lex.txt").read_text().splitlines()
+    assert n == 5 and lines == ["don't d o n ' t |", "well w e l l |", "known k n o w n |", "naive n a i v e |",
+                                "x x |"]
+
+
+def test_hotwords_lift_a_named_word(tmp_path):
+    lp = emissions("hi mary", {4: {"e": 0.6, "a": 0.4}})
+    assert decode(beam(), lp).text == "hi mery"
+    assert decode(beam(hotwords=["Mary"], hotword_score=2.0), lp).text == "hi mary"
+    lexicon = tmp_path / "lex.txt"
+    write_lexicon(["hi", "mary", "mery"], lexicon)
+    assert decode(beam(lexicon=str(lexicon)), lp).text == "hi mery"
+    assert decode(beam(lexicon=str(lexicon), hotwords=["mary"], hotword_score=2.0), lp).text == "hi mary"
+
+
+def test_nbest_distinct_and_sorted():
+    lp = emissions("cat", {1: {"a": 0.5, "o": 0.3, "u": 0.2}})
+    hyps = beam(nbest=3).decode_nbest(lp.unsqueeze(0), torch.tensor([lp.shape[0]]))[0]
+    assert [h.text for h in hyps] == ["cat", "cot", "cut"]
+    assert hyps[0].score >= hyps[1].score >= hyps[2].score
+
+
+def test_reweighted_shares_the_loaded_lm(lm):
+    d = beam(lm=str(lm))
+    d2 = d.reweighted(lm_weight=0.0, word_score=1.0)
+    assert d2._loaded["kenlm"] is d._loaded["kenlm"] and d2.cfg.lm_weight == 0.0
+    lp = emissions("the street", {8: {"a": 0.55, "e": 0.45}})
+    assert decode(d2, lp).text == "the streat"
+    with pytest.raises(ValueError):
+        d.reweighted(lm="other.arpa")
+
+
+def test_lm_vocabulary_of_arpa(lm):
+    words = lm_vocabulary(lm)
+    assert {"<s>", "</s>", "<unk>", "street", "mat"} <= set(words) and "streat" not in words
+
+
+def test_errors(tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        beam(lm=str(tmp_path / "missing.arpa"))
+    (tmp_path / "bad.txt").write_text("word W O R D |\n")
+    with pytest.raises(UserError, match="not in the model's token set"):
+        beam(lexicon=str(tmp_path / "bad.txt"))
+    with pytest.raises(UserError, match="word-separator token"):
+        BeamDecoder(DecoderConfig(type="beam"), CharTokenizer(tokens=["<blank>", "a", "b"]))
+
+
+def test_beam_config_group_composes_and_builds():
+    cfg = to_dataclass(compose(["decoder=beam", "decoder.beam_size=8"])).decoder
+    assert cfg.type == "beam" and cfg.beam_size == 8 and cfg.unk_score == -math.inf
+    assert isinstance(build_decoder(cfg, TOK), BeamDecoder)
+    assert to_dataclass(compose([])).decoder.type == "greedy"
+
+
+def test_cli_decoder_flags(tmp_path, lm):
+    from asr.cli import _decoder_config, build_parser
+
+    def parse(*argv):
+        return build_parser().parse_args(["eval", "--model", "m.pt", "--manifest", "x.jsonl", *argv])
+
+    cfg = _decoder_config(parse("--lm", str(lm), "--lm-weight", "0.7", "--word-score", "1.5", "--beam-size", "20",
+                                "--hotword", "mary"))
+    assert (cfg.type, cfg.lm, cfg.lm_weight, cfg.word_score, cfg.beam_size, cfg.hotwords) == \
+           ("beam", str(lm), 0.7, 1.5, 20, ["mary"])
+    assert _decoder_config(parse()).type == "greedy"
+    with pytest.raises(UserError, match="--lm"):
+        _decoder_config(parse("--decoder", "greedy", "--lm", str(lm)))
+    yaml = tmp_path / "tuned.yaml"
+    yaml.write_text("type: beam\nlm_weight: 0.3\nword_score: 2.0\n")
+    cfg = _decoder_config(parse("--decoder-config", str(yaml), "--word-score", "1"))
+    assert (cfg.type, cfg.lm_weight, cfg.word_score) == ("beam", 0.3, 1.0)
+    yaml.write_text("lm_wieght: 0.3\n")
+    with pytest.raises(UserError, match="lm_wieght"):
+        _decoder_config(parse("--decoder-config", str(yaml)))
+    assert isinstance(parse(), argparse.Namespace) and replace(cfg) == cfg
