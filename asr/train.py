@@ -75,6 +75,10 @@ def load_split(path: str, cfg: TrainConfig, logmel: LogMel, tok: CharTokenizer, 
 def train(cfg) -> Path:
     """Train a model as ``cfg`` (TrainConfig or composed DictConfig) says; returns the run directory."""
     cfg: TrainConfig = to_dataclass(cfg)
+    for key in ("train_manifest", "dev_manifest"):  # fail before any work, naming the key
+        if not Path(getattr(cfg.data, key)).is_file():
+            raise UserError(f"data.{key}={getattr(cfg.data, key)}: no such manifest file; make it with "
+                            f"'asr prepare' or set data.{key}=PATH")
     run_dir = Path(cfg.run_dir).resolve()
     rank, world = dist.setup()
     device = pick_device(cfg.device)
@@ -138,6 +142,8 @@ def train(cfg) -> Path:
                 if loss is None:
                     state["skipped"] += 1
                     state["bad_steps"] += 1
+                    print(f"warning: non-finite loss at step {state['step'] + 1} (batch {batch.ids[0]}...), "
+                          f"batch skipped ({state['skipped']} so far)", file=sys.stderr)
                     if state["bad_steps"] >= cfg.optim.max_bad_steps:
                         raise UserError(f"{state['bad_steps']} consecutive non-finite losses at step {state['step']}: "
                                         f"training diverged; lower optim.lr or check the data")
