@@ -3,6 +3,9 @@
 A checkpoint holds only tensors and plain Python values: the model weights, the
 configuration (as a dict), the tokenizer, and for training state the optimizer,
 step counters and RNG state.
+
+``keep_epoch_checkpoint`` keeps the weights of the last N epochs (``epoch-K.pt``) and
+``average_checkpoints`` averages them into one model (``asr average``).
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import re
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -19,7 +24,7 @@ from asr.config import FeatureConfig, ModelConfig, SpecAugmentConfig, TrainConfi
 from asr.errors import UserError
 from asr.io import atomic_write_bytes
 from asr.model import BiLSTMCTC
-from asr.text import CharTokenizer
+from asr.text import Tokenizer, tokenizer_from_dict
 
 FORMAT_VERSION = 1
 
@@ -51,16 +56,16 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     return ckpt
 
 
-def model_state(model: torch.nn.Module, cfg: TrainConfig, tokenizer: CharTokenizer) -> dict:
+def model_state(model: torch.nn.Module, cfg: TrainConfig, tokenizer: Tokenizer) -> dict:
     """The part of a checkpoint inference needs."""
     return {"model": model.state_dict(), "config": asdict(cfg), "tokenizer": tokenizer.to_dict()}
 
 
-def build_model(cfg: TrainConfig, tokenizer: CharTokenizer) -> BiLSTMCTC:
+def build_model(cfg: TrainConfig, tokenizer: Tokenizer) -> BiLSTMCTC:
     return BiLSTMCTC(cfg.model, cfg.features, cfg.specaug, len(tokenizer))
 
 
-def load_model(path: str | os.PathLike, device="cpu") -> tuple[BiLSTMCTC, CharTokenizer, TrainConfig]:
+def load_model(path: str | os.PathLike, device="cpu") -> tuple[BiLSTMCTC, Tokenizer, TrainConfig]:
     """A trained model in eval mode, its tokenizer and its training config."""
     ckpt = load_checkpoint(path)
     c = ckpt["config"]
@@ -68,7 +73,79 @@ def load_model(path: str | os.PathLike, device="cpu") -> tuple[BiLSTMCTC, CharTo
         features=FeatureConfig(**c["features"]), model=ModelConfig(**c["model"]),
         specaug=SpecAugmentConfig(**c["specaug"]),
     )
-    tokenizer = CharTokenizer.from_dict(ckpt["tokenizer"])
+    tokenizer = tokenizer_from_dict(ckpt["tokenizer"])
     model = build_model(cfg, tokenizer)
     model.load_state_dict(ckpt["model"])
     return model.to(device).eval(), tokenizer, cfg
+
+
+_EPOCH_FILE = re.compile(r"^epoch-(\d+)\.pt$")
+
+
+def epoch_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
+    """``RUN_DIR/epoch-K.pt`` files, oldest epoch first."""
+    found = [(int(m.group(1)), p) for p in Path(run_dir).glob("epoch-*.pt") if (m := _EPOCH_FILE.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def keep_epoch_checkpoint(run_dir: str | os.PathLike, epoch: int, state: dict, keep: int) -> Path:
+    """Write ``epoch-{epoch}.pt`` (``state``: weights, config, tokenizer) and delete those older than ``keep`` epochs.
+
+    Weights only, no optimizer state (twice the weights' size for AdamW): these files are
+    for averaging and evaluation; ``last.pt`` is the one to resume from.
+    """
+    path = Path(run_dir) / f"epoch-{epoch}.pt"
+    save_checkpoint(path, {**state, "epoch": epoch})
+    for old in epoch_checkpoints(run_dir):
+        if int(_EPOCH_FILE.match(old.name).group(1)) <= epoch - keep:
+            old.unlink(missing_ok=True)
+    return path
+
+
+def average_checkpoints(paths: list[str | os.PathLike]) -> dict:
+    """One checkpoint whose floating-point weights are the mean of ``paths``' (integer buffers from the last).
+
+    Config and tokenizer come from the last checkpoint; all must hold the same tensors with the
+    same shapes and the same tokenizer. The result loads with ``load_model`` like any checkpoint.
+    """
+    if not paths:
+        raise UserError("no checkpoints to average")
+    ckpts = [load_checkpoint(p) for p in paths]
+    last = ckpts[-1]
+    ref = last["model"]
+    total = {k: torch.zeros_like(v, dtype=torch.float64) for k, v in ref.items() if v.is_floating_point()}
+    for path, ck in zip(paths, ckpts):
+        m = ck["model"]
+        if m.keys() != ref.keys() or any(m[k].shape != v.shape for k, v in ref.items()):
+            raise UserError(f"{path}: its weights do not match {paths[-1]}'s (another model size?); "
+                            f"average checkpoints of one run only")
+        if _tokens(ck) != _tokens(last):
+            raise UserError(f"{path}: another tokenizer than {paths[-1]}'s; average checkpoints of one run only")
+        for k in total:
+            total[k] += m[k].double()
+    model = {k: (total[k] / len(ckpts)).to(v.dtype) if k in total else v.clone() for k, v in ref.items()}
+    return {"model": model, "config": last["config"], "tokenizer": last["tokenizer"],
+            "averaged_from": [str(p) for p in paths]}
+
+
+def _tokens(ckpt: dict) -> list[str]:
+    return list(ckpt["tokenizer"].get("tokens", []))
+
+
+def last_epoch_checkpoints(run_dir: str | os.PathLike, last: int) -> list[Path]:
+    """The ``last`` newest ``epoch-K.pt`` of a run; UserError when there are fewer."""
+    found = epoch_checkpoints(run_dir)
+    if last < 1:
+        raise UserError(f"--last {last}: average at least 1 checkpoint")
+    if len(found) < last:
+        have = ", ".join(p.name for p in found) or "none"
+        raise UserError(f"{run_dir}: {len(found)} epoch checkpoint(s) ({have}), --last {last} wanted; "
+                        f"train with keep_epochs={last} or more")
+    return found[-last:]
+
+
+def write_average(paths: list[str | os.PathLike], out: str | os.PathLike) -> Path:
+    """Average ``paths`` into the checkpoint ``out`` (written atomically)."""
+    save_checkpoint(out, average_checkpoints(paths))
+    print(f"{out}: average of {len(paths)} checkpoint(s): {', '.join(Path(p).name for p in paths)}", file=sys.stderr)
+    return Path(out)

@@ -1,4 +1,5 @@
-"""The ``asr`` command: synth-corpus, prepare, train, eval, transcribe.
+"""The ``asr`` command: synth-corpus, download, synth-digits, prepare, stats, bpe, train, average, eval,
+transcribe, lm, export, serve.
 
 User errors print one line, ``error: ...``, and exit with status 2; no traceback.
 """
@@ -16,7 +17,7 @@ from asr.errors import UserError
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if extra and args.command != "train":
+    if extra and args.command not in ("train", "stats"):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.func(args, extra) or 0
@@ -38,6 +39,31 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--jobs", type=int, default=None, help="parallel espeak-ng processes")
     s.set_defaults(func=cmd_synth)
+
+    s = sub.add_parser("download", help="download and extract a corpus (resumable, checksum-verified)")
+    s.add_argument("corpus", choices=["librispeech", "fsdd"])
+    s.add_argument("--out", required=True, type=Path,
+                   help="librispeech: OUT/LibriSpeech/SUBSET; fsdd: OUT/free-spoken-digit-dataset-VERSION")
+    s.add_argument("--subsets", default="", help="librispeech: comma-separated, e.g. train-clean-100,dev-clean")
+    s.add_argument("--mirror", default=None, help="librispeech: base URL serving SUBSET.tar.gz "
+                                                  "(default https://www.openslr.org/resources/12)")
+    s.add_argument("--keep-archives", action="store_true", help="keep the .tar.gz files after extraction")
+    s.add_argument("--checksums", type=Path, default=None,
+                   help="librispeech: md5sum-style file ('MD5  SUBSET.tar.gz' per line) replacing the published "
+                        "MD5s, for a private mirror")
+    s.set_defaults(func=cmd_download)
+
+    s = sub.add_parser("synth-digits", help="make connected-digit strings from FSDD recordings (LibriSpeech layout)")
+    s.add_argument("--fsdd", required=True, type=Path, help="FSDD recordings/ folder ({digit}_{speaker}_{n}.wav)")
+    s.add_argument("--out", required=True, type=Path, help="output folder; the corpus goes to OUT/LibriSpeech/")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--test-speaker", default=None, help="speaker held out for digits-test (default from DigitsConfig)")
+    s.add_argument("--dev-speaker", default=None,
+                   help="speaker held out for digits-dev (default: held-out recordings of the training speakers)")
+    s.add_argument("--train-utts", type=int, default=None, help="digit strings in digits-train")
+    s.add_argument("--dev-utts", type=int, default=None, help="digit strings in digits-dev")
+    s.add_argument("--test-utts", type=int, default=None, help="digit strings in digits-test")
+    s.set_defaults(func=cmd_synth_digits)
 
     s = sub.add_parser("prepare", help="read a corpus into JSONL manifests")
     s.add_argument("corpus", choices=["librispeech"])
@@ -62,18 +88,133 @@ def build_parser() -> argparse.ArgumentParser:
     _decoder_args(s)
     s.set_defaults(func=cmd_eval)
 
-    s = sub.add_parser("transcribe", help="print FILE<TAB>TEXT for each audio file")
-    s.add_argument("--model", required=True, type=Path)
-    s.add_argument("files", nargs="+", type=Path)
-    s.add_argument("--format", choices=["txt", "json"], default="txt")
+    s = sub.add_parser("transcribe", help="transcribe audio files or folders: text, JSON with word times, subtitles")
+    s.add_argument("--model", required=True, type=Path, help="checkpoint (RUN_DIR/best.pt) or an 'asr export' file")
+    s.add_argument("files", nargs="*", type=Path,
+                   help="audio files, or folders searched recursively for .wav .flac .ogg .mp3")
+    s.add_argument("--list", type=Path, default=None,
+                   help="text file with one audio path per line (relative to the current directory; # comments)")
+    s.add_argument("--format", choices=["txt", "json", "srt", "vtt"], default="txt",
+                   help="txt: FILE<TAB>TEXT; json: one object per file with word times and confidences; "
+                        "srt/vtt: subtitles, to stdout for one file, else to FILE.srt/.vtt beside each input "
+                        "(or in --out-dir)")
+    s.add_argument("--out-dir", type=Path, default=None,
+                   help="srt/vtt: write the subtitle files here instead (sub-folders of a folder argument are kept)")
+    s.add_argument("--jobs", type=int, default=1,
+                   help="worker processes with one torch thread each (default 1: one process using all cores)")
+    s.add_argument("--plot", type=Path, default=None, metavar="PNG",
+                   help="one file only: also draw its spectrogram, CTC posteriors and aligned words to PNG")
+    g = s.add_argument_group("long audio (asr/longform.py)")
+    g.add_argument("--window", type=float, default=None, help="seconds the model sees at once (default 30)")
+    g.add_argument("--context", type=float, default=None,
+                   help="seconds discarded at each inner window edge, overlapping the neighbour (default 5)")
+    g.add_argument("--long-above", type=float, default=None, help="use windows above this duration (default 40 s)")
     _decoder_args(s)
     s.set_defaults(func=cmd_transcribe)
+
+    s = sub.add_parser("export", help="export the model (log-mel features -> log-probs) to TorchScript or ONNX",
+                       description="The log-mel front end stays in Python (asr.features.LogMel); see asr/export.py.")
+    s.add_argument("--model", required=True, type=Path, help="checkpoint, e.g. runs/demo/best.pt")
+    s.add_argument("--format", choices=["torchscript", "onnx"], required=True)
+    s.add_argument("--out", required=True, type=Path, help="output file, e.g. model.onnx")
+    s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("serve", help="HTTP server: POST /transcribe (audio upload) -> JSON transcript; GET /health")
+    s.add_argument("--model", required=True, type=Path, help="checkpoint or an 'asr export' file")
+    s.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1; the server has no auth)")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--max-mb", type=float, default=50.0, help="largest upload, MiB (default 50)")
+    s.add_argument("--timeout", type=float, default=300.0, help="request time limit, seconds (default 300)")
+    _decoder_args(s)
+    s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("lm", help="word n-gram language models for beam search")
+    lm_sub = s.add_subparsers(dest="lm_command", required=True, metavar="LM_COMMAND")
+    s = lm_sub.add_parser("build", help="estimate a modified Kneser-Ney ARPA LM from text (lmplz when built, else Python)")
+    s.add_argument("--text", required=True, type=Path, nargs="+",
+                   help="text file(s), one sentence per line; LibriSpeech *.trans.txt work as they are")
+    s.add_argument("--order", type=int, default=3, help="n-gram order (default 3)")
+    s.add_argument("--out", required=True, type=Path, help="ARPA file, or the KenLM binary with --binary")
+    s.add_argument("--binary", action="store_true", help="also convert to a KenLM binary at OUT (ARPA kept as OUT.arpa)")
+    s.add_argument("--backend", choices=["auto", "lmplz", "python"], default="auto",
+                   help="auto: lmplz when tools/build_kenlm.sh has built it, else the Python estimator")
+    s.add_argument("--lexicon", type=Path, default=None,
+                   help="also write the LM's words as a lexicon (for the faster closed-vocabulary beam search)")
+    s.set_defaults(func=cmd_lm_build)
+
+    s = sub.add_parser("stats", help="per-bin feature mean/std of a training manifest, for data.stats",
+                       description="Writes the JSON that data.stats names. Extra arguments are Hydra overrides "
+                                   "(the features.* settings must be those of the training run).")
+    s.add_argument("--manifest", required=True, type=Path, help="training manifest (JSONL)")
+    s.add_argument("--out", required=True, type=Path, help="statistics JSON, e.g. data/librispeech/train.stats.json")
+    s.add_argument("--config-name", default="config", help="primary config in conf/ whose features to use")
+    s.add_argument("--max-utts", type=int, default=0, help="use this many random utterances (default 0: all)")
+    s.add_argument("--jobs", type=int, default=2, help="feature worker processes (default 2)")
+    s.set_defaults(func=cmd_stats)
+
+    s = sub.add_parser("bpe", help="train a sentencepiece BPE model on manifests' transcripts (tokenizer=bpe)")
+    s.add_argument("--manifest", required=True, type=Path, nargs="+", help="training manifest(s) (JSONL)")
+    s.add_argument("--vocab-size", type=int, default=256, help="pieces incl. <unk>; the model adds the CTC blank")
+    s.add_argument("--out", required=True, type=Path, help="sentencepiece .model file, for tokenizer.model")
+    s.set_defaults(func=cmd_bpe)
+
+    s = sub.add_parser("average", help="average the weights of several checkpoints into one")
+    s.add_argument("--run-dir", type=Path, default=None, help="run directory with epoch-K.pt (train keep_epochs=N)")
+    s.add_argument("--last", type=int, default=None, help="average the last N epoch-K.pt of --run-dir")
+    s.add_argument("--checkpoints", type=Path, nargs="+", default=None, help="or these checkpoint files")
+    s.add_argument("--out", type=Path, default=None, help="output checkpoint (default RUN_DIR/avg.pt)")
+    s.set_defaults(func=cmd_average)
     return p
 
 
 def _decoder_args(s: argparse.ArgumentParser) -> None:
-    s.add_argument("--decoder", choices=["greedy", "beam"], default="greedy")
+    s.add_argument("--decoder", choices=["greedy", "beam"], default=None,
+                   help="default: beam when a beam option or --decoder-config is given, else greedy")
     s.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    b = s.add_argument_group("beam search (asr/config.py DecoderConfig has the units)")
+    b.add_argument("--decoder-config", type=Path, default=None,
+                   help="decoder YAML, e.g. conf/decoder/beam_tuned.yaml from tools/tune_lm.py; flags override it")
+    b.add_argument("--lm", type=Path, default=None, help="KenLM ARPA or binary word LM (asr lm build)")
+    b.add_argument("--lm-weight", type=float, default=None, help="multiplies the LM log10 probabilities")
+    b.add_argument("--word-score", type=float, default=None, help="bonus per word")
+    b.add_argument("--beam-size", type=int, default=None, help="hypotheses kept per frame")
+    b.add_argument("--lexicon", type=Path, default=None, help="restrict output to these words (word c h a r s |)")
+    b.add_argument("--hotword", action="append", default=None, help="word to favour (repeatable)")
+
+
+_BEAM_FLAGS = {"lm": "lm", "lm_weight": "lm_weight", "word_score": "word_score", "beam_size": "beam_size",
+               "lexicon": "lexicon", "hotword": "hotwords"}  # argparse dest -> DecoderConfig field
+
+
+def _decoder_config(args):
+    """DecoderConfig from --decoder-config and the beam flags (flags win)."""
+    from dataclasses import replace
+
+    from asr.config import DecoderConfig
+
+    given = {field: getattr(args, dest) for dest, field in _BEAM_FLAGS.items() if getattr(args, dest) is not None}
+    given = {k: str(v) if isinstance(v, Path) else v for k, v in given.items()}
+    if args.decoder == "greedy" and (given or args.decoder_config):
+        flags = ", ".join("--" + d.replace("_", "-") for d in _BEAM_FLAGS if getattr(args, d) is not None)
+        raise UserError(f"{flags or '--decoder-config'}: beam search options, not for --decoder greedy")
+    cfg = _load_decoder_yaml(args.decoder_config) if args.decoder_config else DecoderConfig()
+    kind = args.decoder or ("beam" if given or args.decoder_config else cfg.type)
+    return replace(cfg, type=kind, **given)
+
+
+def _load_decoder_yaml(path: Path):
+    """A decoder YAML checked against the DecoderConfig schema."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from asr.config import DecoderConfig
+
+    if not path.is_file():
+        raise UserError(f"{path}: no such decoder config")
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(DecoderConfig), OmegaConf.load(path)))
+    except (OmegaConfBaseException, ValueError) as e:
+        raise UserError(f"{path}: bad decoder config: {str(e).splitlines()[0]}") from None
 
 
 def cmd_synth(args, _extra) -> int:
@@ -88,6 +229,34 @@ def cmd_synth(args, _extra) -> int:
         cfg = replace(cfg, jobs=args.jobs)
     summary = synth_corpus(args.out, cfg)
     print(json.dumps(summary, indent=1, default=str))
+    return 0
+
+
+def cmd_download(args, _extra) -> int:
+    if args.corpus == "fsdd":
+        from asr.corpus.digits import download_fsdd
+
+        print(download_fsdd(args.out))
+        return 0
+    from asr.corpus.download import OPENSLR_MIRROR, download_librispeech
+
+    subsets = [s for s in args.subsets.split(",") if s]
+    checksums = _read_md5sums(args.checksums) if args.checksums else None
+    for subset, path in download_librispeech(subsets, args.out, mirror=args.mirror or OPENSLR_MIRROR,
+                                             checksums=checksums, keep_archives=args.keep_archives).items():
+        print(f"{subset}\t{path}")
+    return 0
+
+
+def cmd_synth_digits(args, _extra) -> int:
+    from dataclasses import replace
+
+    from asr.corpus.digits import DigitsConfig, synth_digits
+
+    given = {"test_speaker": args.test_speaker, "dev_speaker": args.dev_speaker, "train_utterances": args.train_utts,
+             "dev_utterances": args.dev_utts, "test_utterances": args.test_utts}
+    cfg = replace(DigitsConfig(seed=args.seed), **{k: v for k, v in given.items() if v is not None})
+    print(json.dumps(synth_digits(args.fsdd, args.out, cfg), indent=1))
     return 0
 
 
@@ -126,7 +295,6 @@ def cmd_eval(args, _extra) -> int:
     import torch
 
     from asr.checkpoint import load_model
-    from asr.config import DecoderConfig
     from asr.data import UtteranceDataset
     from asr.decode import build_decoder
     from asr.evaluate import evaluate, write_report
@@ -137,7 +305,7 @@ def cmd_eval(args, _extra) -> int:
     model, tok, cfg = load_model(args.model, device)
     utts = read_manifest(args.manifest)
     ds = UtteranceDataset(utts, LogMel(cfg.features), tok)
-    decoder = build_decoder(DecoderConfig(type=args.decoder), tok)
+    decoder = build_decoder(_decoder_config(args), tok)
     result = evaluate(model, ds, decoder, device, progress=True)
     report = args.report or args.model.parent / f"eval-{args.manifest.stem}.jsonl"
     write_report(report, result)
@@ -147,26 +315,156 @@ def cmd_eval(args, _extra) -> int:
     return 0
 
 
+def cmd_lm_build(args, _extra) -> int:
+    from asr.lm import build_lm
+
+    res = build_lm(args.text, args.order, args.out, binary=args.binary, backend=args.backend)
+    t = res.text
+    dropped = "".join(sorted(t.dropped))
+    print(f"{res.path}\t{res.order}-gram, n-grams per order {res.counts}, {res.backend} estimator", flush=True)
+    print(f"read {t.sentences} sentences, {t.words} words" + (f"; dropped characters {dropped!r}" if dropped else ""),
+          file=sys.stderr)
+    if args.lexicon:
+        from asr.beam import lm_vocabulary, write_lexicon
+
+        n = write_lexicon((w for w in lm_vocabulary(res.arpa) if not w.startswith("<")), args.lexicon)
+        print(f"{args.lexicon}\tlexicon of {n} words", flush=True)
+    return 0
+
+
 def cmd_transcribe(args, _extra) -> int:
-    from asr.config import DecoderConfig
+    from asr.io import atomic_open
+    from asr.longform import LongFormConfig
+    from asr.transcribe import SUBTITLES, Recognizer, find_audio, subtitle_path, transcribe_many
+
+    items = find_audio(args.files, args.list)
+    if args.plot and len(items) != 1:
+        raise UserError(f"--plot draws one file; {len(items)} given")
+    to_files = args.format in SUBTITLES and (len(items) > 1 or args.out_dir is not None)
+    outs = [subtitle_path(p, root, args.format, args.out_dir) for p, root in items] if to_files else []
+    if len(set(outs)) < len(outs):
+        clash = next(o for o in outs if outs.count(o) > 1)
+        raise UserError(f"two inputs would both write {clash}; use --out-dir with folder arguments")
+    given = {"window_s": args.window, "context_s": args.context, "threshold_s": args.long_above}
+    longform = LongFormConfig(**{k: v for k, v in given.items() if v is not None})
+    rec = Recognizer(args.model, _decoder_config(args), device=args.device, longform=longform)
+    paths = [p for p, _ in items]
+    if args.plot:
+        results = iter([(paths[0], _transcribe_and_plot(rec, paths[0], args.plot))])
+    else:
+        results = transcribe_many(rec, args.model, paths, args.jobs, words=args.format != "txt")
+    failed = []
+    for i, (path, t) in enumerate(results):
+        if isinstance(t, str):  # the error message of a file that failed
+            failed.append(t)
+            print(f"error: {t}", file=sys.stderr, flush=True)
+        elif args.format == "txt":
+            print(f"{path}\t{t.text}", flush=True)
+        elif args.format == "json":
+            print(json.dumps({"file": str(path), **t.to_dict()}), flush=True)
+        elif not to_files:
+            print(SUBTITLES[args.format](t.words), end="", flush=True)
+        else:
+            try:
+                with atomic_open(outs[i]) as f:
+                    f.write(SUBTITLES[args.format](t.words))
+                print(f"{path}\t{outs[i]}", flush=True)
+            except OSError as e:
+                failed.append(f"{outs[i]}: cannot write ({e.strerror})")
+                print(f"error: {failed[-1]}", file=sys.stderr, flush=True)
+    if failed:
+        print(f"error: {len(failed)} of {len(items)} files failed:", file=sys.stderr)
+        for msg in failed:
+            print(f"  {msg}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _transcribe_and_plot(rec, path: Path, png: Path):
+    """The transcript of ``path`` (or its error message), with the --plot PNG drawn."""
+    from asr.audio import load_audio
+    from asr.plots import plot_transcription
+
+    try:
+        t = rec.transcribe(path, keep_log_probs=True)
+    except UserError as e:
+        return str(e)
+    feats = rec.logmel(load_audio(path, rec.sample_rate))  # (T, n_mels)
+    plot_transcription(png, feats, t.log_probs, t.words, rec.tokenizer, rec.cfg.features,
+                       title=f"{path.name}: {t.text[:120]}")
+    print(f"plot: {png}", file=sys.stderr)
+    return t
+
+
+def cmd_export(args, _extra) -> int:
+    from asr.export import export
+
+    res = export(args.model, args.format, args.out)
+    print(f"{res['path']}\t{res['format']}, max |log-prob difference| from PyTorch {res['max_abs_diff']:.2e}")
+    return 0
+
+
+def cmd_serve(args, _extra) -> int:
+    try:
+        from asr.serve import serve
+    except ImportError as e:
+        raise UserError(f"asr serve needs {e.name}: pip install 'asr[serve]'") from None
     from asr.transcribe import Recognizer
 
-    rec = Recognizer(args.model, DecoderConfig(type=args.decoder), device=args.device)
-    failed = []
-    for f in args.files:
-        try:
-            t = rec.transcribe(f)
-        except UserError as e:
-            failed.append(str(e))
-            print(f"error: {e}", file=sys.stderr)
+    serve(Recognizer(args.model, _decoder_config(args), device=args.device), args.host, args.port, args.max_mb,
+          args.timeout)
+    return 0
+
+
+def _read_md5sums(path: Path) -> dict[str, str]:
+    """``MD5  SUBSET.tar.gz`` lines (md5sum's output, OpenSLR's md5sum.txt) -> {subset: md5}."""
+    if not path.is_file():
+        raise UserError(f"{path}: no such checksum file")
+    sums = {}
+    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
             continue
-        if args.format == "json":
-            print(json.dumps({"file": str(f), "text": t.text, "duration": round(t.duration, 3)}), flush=True)
-        else:
-            print(f"{f}\t{t.text}", flush=True)
-    if failed:
-        print(f"error: {len(failed)} of {len(args.files)} file(s) failed (listed above)", file=sys.stderr)
-        return 2
+        parts = line.split()
+        if len(parts) != 2 or len(parts[0]) != 32 or not parts[1].lstrip("*").endswith(".tar.gz"):
+            raise UserError(f"{path}:{lineno}: expected 'MD5  SUBSET.tar.gz', got {line.strip()[:80]!r}")
+        sums[Path(parts[1].lstrip("*")).name[: -len(".tar.gz")]] = parts[0].lower()
+    return sums
+
+
+def cmd_stats(args, overrides) -> int:
+    from asr.config import compose, to_dataclass
+    from asr.stats import compute_stats, save_stats
+
+    bad = [o for o in overrides if "=" not in o]
+    if bad:
+        raise UserError(f"not a key=value override: {bad[0]!r} (e.g. features.n_mels=40)")
+    cfg = to_dataclass(compose(overrides, args.config_name))
+    stats = compute_stats(args.manifest, cfg.features, max_utts=args.max_utts, workers=args.jobs)
+    save_stats(args.out, stats)
+    print(f"{args.out}\t{stats['utterances']} utterances, {stats['frames']} frames")
+    return 0
+
+
+def cmd_bpe(args, _extra) -> int:
+    from asr.manifest import read_manifest
+    from asr.text import normalize_text, train_bpe
+
+    texts = [normalize_text(u.text).text for m in args.manifest for u in read_manifest(m)]
+    tok = train_bpe(texts, args.vocab_size, args.out)
+    print(f"{args.out}\t{len(tok) - 1} pieces from {len(texts)} transcripts")
+    return 0
+
+
+def cmd_average(args, _extra) -> int:
+    from asr.checkpoint import last_epoch_checkpoints, write_average
+
+    if (args.checkpoints is None) == (args.run_dir is None or args.last is None):
+        raise UserError("give either --run-dir DIR --last N, or --checkpoints A.pt B.pt ...")
+    paths = args.checkpoints or last_epoch_checkpoints(args.run_dir, args.last)
+    out = args.out or (args.run_dir / "avg.pt" if args.run_dir else None)
+    if out is None:
+        raise UserError("--out is needed with --checkpoints")
+    print(write_average(paths, out))
     return 0
 
 

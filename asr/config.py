@@ -64,7 +64,7 @@ class DataConfig:
     num_workers: int = 0  # DataLoader worker processes (0: load in the training process)
     cache_features: bool = True  # compute features once and keep them in memory
     sortagrad: bool = True  # first epoch from shortest to longest batch: CTC leaves its all-blank plateau sooner
-    stats: Optional[str] = None  # per-bin mean/std JSON from `asr stats` (None: computed from the training set at start)
+    stats: Optional[str] = None  # per-bin mean/std JSON of `asr stats` (None: computed from the training set at start)
 
 
 @dataclass

@@ -1,0 +1,175 @@
+"""recipes/librispeech/run.sh end to end on a mini LibriSpeech served from 127.0.0.1: every stage's
+outputs, skipping of completed stages on a re-run, and --stage/--stop-stage."""
+
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from asr.checkpoint import load_checkpoint, load_model
+
+REPO = Path(__file__).resolve().parent.parent
+RECIPE = REPO / "recipes" / "librispeech" / "run.sh"
+TEXTS = ["HELLO WORLD", "GOOD MORNING", "SEE YOU SOON", "THANK YOU", "GOOD NIGHT", "HELLO AGAIN"]
+SUBSETS = {"train-clean-100": TEXTS, "dev-clean": TEXTS[:2], "test-clean": TEXTS[2:4]}
+
+pytestmark = pytest.mark.slow  # ~30 s on 2 idle CPU cores: a tiny training and ~8 asr start-ups (torch imports)
+
+
+def subset_tarball(subset: str, texts: list[str], seed: int) -> bytes:
+    """SUBSET.tar.gz laid out as OpenSLR's: LibriSpeech/SUBSET/SPK/CH/SPK-CH-UTT.flac + SPK-CH.trans.txt."""
+    rng = np.random.default_rng(seed)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        def add(name: str, data: bytes) -> None:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+        add("LibriSpeech/README.TXT", b"a mini stand-in for LibriSpeech\n")
+        lines = []
+        for i, text in enumerate(texts):
+            t = np.arange(24000) / 16000  # 1.5 s: 37 output frames at 40 ms, enough for these transcripts
+            wav = 0.2 * np.sin(2 * np.pi * (200 + 40 * i) * t) + 0.02 * rng.standard_normal(t.size)
+            flac = io.BytesIO()
+            sf.write(flac, wav.astype(np.float32), 16000, format="FLAC")
+            add(f"LibriSpeech/{subset}/{seed}/7/{seed}-7-{i:04d}.flac", flac.getvalue())
+            lines.append(f"{seed}-7-{i:04d} {text}")
+        add(f"LibriSpeech/{subset}/{seed}/7/{seed}-7.trans.txt", ("\n".join(lines) + "\n").encode())
+    return buf.getvalue()
+
+
+class Mirror:
+    """Serves {"/SUBSET.tar.gz": bytes} on 127.0.0.1 and counts the requests."""
+
+    def __init__(self, files: dict[str, bytes]):
+        self.files, self.requests = files, []
+        mirror = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                mirror.requests.append(self.path)
+                if self.path not in mirror.files:
+                    self.send_error(404)
+                    return
+                data = mirror.files[self.path]
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory):
+    """Runs the recipe; yields (run(args) -> CompletedProcess, paths, mirror)."""
+    tmp = tmp_path_factory.mktemp("librispeech")
+    files = {f"/{s}.tar.gz": subset_tarball(s, texts, seed) for seed, (s, texts) in enumerate(SUBSETS.items(), 11)}
+    md5 = tmp / "md5sum.txt"
+    md5.write_text("".join(f"{hashlib.md5(b).hexdigest()}  {p[1:]}\n" for p, b in files.items()))
+    paths = {"data": tmp / "data", "corpus": tmp / "corpus", "run": tmp / "run"}
+    env = {**os.environ, "SKIP_SETUP": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    with Mirror(files) as mirror:
+        def run(*args: str) -> subprocess.CompletedProcess:
+            cmd = ["bash", str(RECIPE), "--data", str(paths["data"]), "--corpus", str(paths["corpus"]),
+                   "--run", str(paths["run"]), "--mirror", mirror.url, "--checksums", str(md5),
+                   "--subsets", "dev-clean,test-clean", "--avg", "2", "--device", "cpu", *args,
+                   "model=tiny", "optim.epochs=2", "optim.warmup_steps=2", "data.max_frames=1000",
+                   "data.num_workers=0", "threads=2", "specaug=none"]
+            p = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+            assert p.returncode == 0, p.stderr[-3000:]
+            return p
+
+        first = run()
+        yield run, paths, mirror, first
+
+
+def test_every_stage_writes_its_outputs(recipe):
+    _, paths, mirror, first = recipe
+    data, corpus, run = paths["data"], paths["corpus"], paths["run"]
+    assert sorted(mirror.requests) == sorted(f"/{s}.tar.gz" for s in SUBSETS)
+    for s in SUBSETS:  # stage 1: extracted with the download module's completion marker
+        assert (corpus / "LibriSpeech" / s / ".complete").is_file()
+        assert len(list((corpus / "LibriSpeech" / s).glob("*/*/*.flac"))) == len(SUBSETS[s])
+    for s in SUBSETS:  # stage 2: one manifest per subset, plus the keep-best dev manifest
+        utts = [json.loads(line) for line in (data / f"{s}.jsonl").read_text().splitlines()]
+        assert sorted(u["text"] for u in utts) == sorted(SUBSETS[s])
+        assert all(u["duration"] == pytest.approx(1.5) for u in utts)
+    assert (data / "dev.jsonl").read_text() == (data / "dev-clean.jsonl").read_text()
+    stats = json.loads((data / "train-clean-100.stats.json").read_text())  # stage 3
+    assert stats["utterances"] == len(TEXTS) and len(stats["mean"]) == len(stats["std"]) == 80
+    assert all(s > 0 for s in stats["std"])
+    for name in ["best.pt", "last.pt", "epoch-1.pt", "epoch-2.pt", "avg.pt", ".trained"]:  # stage 4
+        assert (run / name).is_file(), name
+    avg = load_checkpoint(run / "avg.pt")
+    assert avg["averaged_from"] == [str(run / "epoch-1.pt"), str(run / "epoch-2.pt")]
+    model, tok, cfg = load_model(run / "avg.pt")
+    assert cfg.model.hidden == 32 and tok.to_dict()["type"] == "char"
+    import torch  # the recipe's statistics file, not the training set's own, normalized the features
+
+    assert torch.allclose(model.norm.mean, torch.tensor(stats["mean"]))
+    results = {}
+    for s in ["dev-clean", "test-clean"]:  # stage 5
+        lines = dict(line.split() for line in (run / "eval" / f"{s}.greedy.txt").read_text().splitlines())
+        results[s] = lines
+        assert set(lines) == {"WER", "CER"} and float(lines["WER"]) >= 0
+        assert len((run / "eval" / f"{s}.greedy.jsonl").read_text().splitlines()) == 2
+    table = (run / "RESULTS.md").read_text()  # stage 6
+    assert "| subset | utterances | hours | WER greedy | CER greedy |" in table
+    for s, r in results.items():
+        assert f"| {s} | 2 | 0.00 | {r['WER']} | {r['CER']} |" in table
+    assert "avg.pt" in table and "train-clean-100" in table
+    assert table in first.stdout
+
+
+def test_rerun_skips_completed_stages(recipe):
+    run_recipe, paths, mirror, _ = recipe
+    outputs = [paths["data"] / "train-clean-100.jsonl", paths["data"] / "train-clean-100.stats.json",
+               paths["run"] / "best.pt", paths["run"] / "avg.pt", paths["run"] / "eval" / "dev-clean.greedy.txt"]
+    before = {p: p.stat().st_mtime_ns for p in outputs}
+    requests = len(mirror.requests)
+    p = run_recipe()
+    assert len(mirror.requests) == requests, "nothing is downloaded again"
+    assert {p: p.stat().st_mtime_ns for p in outputs} == before
+    for n in range(1, 6):
+        assert any(line.startswith(f"stage {n}:") and "skipping" in line for line in p.stderr.splitlines()), n
+    assert "epoch 1/" not in p.stderr
+
+
+def test_stage_and_stop_stage_select_stages(recipe):
+    run_recipe, paths, _, _ = recipe
+    run = paths["run"]
+    (run / "eval" / "test-clean.greedy.txt").unlink()
+    report = run / "RESULTS.md"
+    report_before, dev_before = report.stat().st_mtime_ns, (run / "eval" / "dev-clean.greedy.txt").stat().st_mtime_ns
+    p = run_recipe("--stage", "5", "--stop-stage", "5")
+    assert (run / "eval" / "test-clean.greedy.txt").is_file(), "stage 5 evaluated the missing subset again"
+    assert (run / "eval" / "dev-clean.greedy.txt").stat().st_mtime_ns == dev_before
+    assert report.stat().st_mtime_ns == report_before, "stage 6 did not run"
+    assert not any(line.startswith(("stage 1:", "stage 2:", "stage 3:", "stage 4:")) for line in p.stderr.splitlines())
+    run_recipe("--stage", "6")
+    assert report.stat().st_mtime_ns > report_before
