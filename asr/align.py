@@ -1,19 +1,22 @@
-"""Word timestamps and confidences: CTC forced alignment of the decoded words on the model's log-probs.
+"""Word timestamps and confidences: CTC forced alignment of the decoded tokens on the model's log-probs.
 
-``align_words(log_probs, hyp, tokenizer, frame_s)`` aligns the hypothesis' characters,
-spaces included, with ``torchaudio.functional.forced_align`` (the best CTC path that
-spells exactly those characters) and returns ``[{"word", "start", "end", "confidence"}]``:
+``align_words(log_probs, hyp, tokenizer, frame_s)`` aligns the hypothesis' tokens, word
+separators included (the space character, or BPE pieces' word-start mark), with
+``torchaudio.functional.forced_align`` (the best CTC path that emits exactly those
+tokens) and returns ``[{"word", "start", "end", "confidence"}]``:
 
-- ``start``: the first output frame of the word's first character, in seconds;
-- ``end``: the end of the last frame of its last character, in seconds (CTC spikes are
-  short, so a word ends when its last letter is emitted, not when its sound fades);
+- ``start``: the first output frame of the word's first token, in seconds;
+- ``end``: the end of the last frame of its last token, in seconds (CTC spikes are
+  short, so a word ends when its last unit is emitted, not when its sound fades);
 - ``confidence``: the mean posterior probability, ``exp(log_prob)``, of the word's
-  characters over the frames aligned to them (blank frames excluded), in [0, 1].
+  tokens over the frames aligned to them (blank frames excluded), in [0, 1].
 
-Forced alignment keeps a (frames x 2 * characters) back-pointer table, so a long
-hypothesis is cut into pieces of at most ``max_frames`` frames between words, at the
-silence between the decoder's last emission of one word and first emission of the
-next, and each piece is aligned on its own frames: memory stays bounded for an hour.
+Forced alignment keeps a (frames x 2 * tokens) back-pointer table, so a long hypothesis
+is cut into pieces of at most ``max_frames`` frames between words, in the gap between
+the decoder's last emission of one word and first emission of the next, and each piece
+is aligned on its own frames: memory stays bounded for an hour. A single "word" longer
+than two pieces (a model that emits no separators, e.g. on noise) is timed from the
+decoder's own emission frames instead, confidence from the posteriors there.
 """
 
 from __future__ import annotations
@@ -22,88 +25,107 @@ import torch
 import torchaudio.functional as AF
 
 from asr.decode import Hypothesis
-from asr.text import CharTokenizer
+from asr.text import Tokenizer
 
 MAX_FRAMES = 1500  # longest piece aligned at once, output frames: 60 s at 40 ms
+WORD_START = "\u2581"  # sentencepiece's mark on a piece that starts a word
 
 
-def align_words(log_probs: torch.Tensor, hyp: Hypothesis, tokenizer: CharTokenizer, frame_s: float,
+def align_words(log_probs: torch.Tensor, hyp: Hypothesis, tokenizer: Tokenizer, frame_s: float,
                 max_frames: int = MAX_FRAMES) -> list[dict]:
     """(T', V) log-probs of one utterance and its hypothesis -> one dict per word, in order."""
     log_probs = log_probs.detach().float().cpu()
-    words = _words(hyp, tokenizer)
+    tokens = list(hyp.tokens)
+    frames = list(hyp.frames) if len(hyp.frames) == len(tokens) else None
+    words = _word_spans(tokens, tokenizer)  # [(first token index, end token index)]
+    texts = [tokenizer.decode(tokens[a:b]).strip() for a, b in words]
+    if texts != hyp.text.split():  # a decoder whose tokens do not spell its text: time the text evenly
+        return _even_spread(hyp.text.split(), log_probs.shape[0], frame_s)
     out: list[dict] = []
-    for w0, w1, f0, f1 in _pieces(words, log_probs.shape[0], max_frames):
-        out += _align_piece(log_probs[f0:f1], [w[0] for w in words[w0:w1]], tokenizer, f0, frame_s)
+    for w0, w1, f0, f1 in _pieces(words, frames, log_probs.shape[0], max_frames):
+        part = words[w0:w1]
+        if frames is not None and f1 - f0 > 2 * max_frames:  # one word longer than a piece
+            out += _from_emissions(log_probs, tokens, frames, part, texts[w0:w1], frame_s)
+            continue
+        aligned = _align_piece(log_probs[f0:f1], tokens, part, texts[w0:w1], tokenizer.blank, f0, frame_s)
+        if aligned is None:  # no CTC path through these frames: cannot happen with the decoder's own path
+            aligned = (_from_emissions(log_probs, tokens, frames, part, texts[w0:w1], frame_s) if frames
+                       else _even_spread(texts[w0:w1], f1 - f0, frame_s, f0))
+        out += aligned
     return out
 
 
-def _words(hyp: Hypothesis, tokenizer: CharTokenizer) -> list[tuple[str, int, int]]:
-    """(word, first emission frame, last emission frame) from the decoder's tokens.
-
-    Characters: the " " token separates words. BPE pieces (no " " token): a piece starting
-    with sentencepiece's "▁" starts a word.
-    """
-    space = tokenizer.tokens.index(" ") if " " in tokenizer.tokens else None
-    words, chars, frames = [], [], []
-    have_frames = len(hyp.frames) == len(hyp.tokens)
-    for i, tok in enumerate([*hyp.tokens, space]):
-        new_word = tok == space or (space is None and tokenizer.tokens[tok].startswith("▁"))
-        if new_word and chars:
-            words.append((tokenizer.decode(chars).strip(), frames[0], frames[-1]))
-            chars, frames = [], []
-        if tok is not None and tok != space:
-            chars.append(tok)
-            frames.append(hyp.frames[i] if have_frames else -1)
-    if [w[0] for w in words] != hyp.text.split():  # a decoder whose tokens do not spell its text
-        return [(w, -1, -1) for w in hyp.text.split()]
-    return words
+def _word_spans(tokens: list[int], tokenizer: Tokenizer) -> list[tuple[int, int]]:
+    """[first, end) token indices of each word: the space token separates, a piece starting with ▁ begins."""
+    spans, start = [], None
+    for i, tok in enumerate(tokens):
+        piece = tokenizer.tokens[tok]
+        separator = piece.isspace() or piece == WORD_START
+        if start is not None and (separator or piece.startswith(WORD_START)):
+            spans.append((start, i))
+            start = None
+        if start is None and not separator:
+            start = i
+    if start is not None:
+        spans.append((start, len(tokens)))
+    return spans
 
 
-def _pieces(words: list[tuple[str, int, int]], n_frames: int, max_frames: int):
+def _pieces(words: list[tuple[int, int]], frames: list[int] | None, n_frames: int, max_frames: int):
     """(first word, end word, first frame, end frame) of pieces of at most ~max_frames frames.
 
     Cuts fall midway between one word's last emission and the next word's first, so the
-    decoder's own path puts each word's characters inside its piece and every piece is alignable.
+    decoder's own path puts each word's tokens inside its piece and every piece is alignable.
     """
     if not words:
         return
-    if n_frames <= max_frames or any(w[1] < 0 for w in words):
+    if n_frames <= max_frames or frames is None:
         yield 0, len(words), 0, n_frames
         return
     w0, f0 = 0, 0
     for i in range(1, len(words)):
-        if words[i][2] + 1 - f0 > max_frames and i > w0:
-            cut = (words[i - 1][2] + 1 + words[i][1] + 1) // 2  # in the gap: after i-1's last, at or before i's first
+        if frames[words[i][1] - 1] + 1 - f0 > max_frames:
+            last, first = frames[words[i - 1][1] - 1], frames[words[i][0]]  # of word i-1, of word i
+            cut = (last + 1 + first + 1) // 2  # in (last, first]
             yield w0, i, f0, cut
             w0, f0 = i, cut
     yield w0, len(words), f0, n_frames
 
 
-def _align_piece(log_probs: torch.Tensor, words: list[str], tokenizer: CharTokenizer, offset: int,
-                 frame_s: float) -> list[dict]:
-    """Forced-align ``words`` (joined by single spaces) on (T, V) log-probs; frames counted from ``offset``."""
-    sep = tokenizer.encode(" ") if " " in tokenizer.tokens else []  # BPE pieces carry their word breaks
-    per_word = [tokenizer.encode(w) for w in words]
-    ids = [t for i, w in enumerate(per_word) for t in (w if i == 0 else [*sep, *w])]
-    targets = torch.tensor([ids], dtype=torch.int32)  # (1, L)
+def _align_piece(log_probs: torch.Tensor, tokens: list[int], words: list[tuple[int, int]], texts: list[str],
+                 blank: int, offset: int, frame_s: float) -> list[dict] | None:
+    """Forced-align the tokens of ``words`` (with the separators between them) on (T, V) log-probs."""
+    first, end = words[0][0], words[-1][1]
+    targets = torch.tensor([tokens[first:end]], dtype=torch.int32)  # (1, L)
     try:
-        path, scores = AF.forced_align(log_probs.unsqueeze(0), targets, blank=tokenizer.blank)  # (1, T) each
-    except RuntimeError:  # too few frames for the characters: cannot happen for a CTC decoder's own output
-        return _even_spread(words, log_probs.shape[0], offset, frame_s)
-    spans = AF.merge_tokens(path[0], scores[0], blank=tokenizer.blank)  # one span per target character, in order
-    out, pos = [], 0
-    for word, tokens in zip(words, per_word):
-        ws = spans[pos: pos + len(tokens)]
-        pos += len(tokens) + len(sep)  # skip the space after the word
+        path, scores = AF.forced_align(log_probs.unsqueeze(0), targets, blank=blank)  # (1, T) each
+    except RuntimeError:
+        return None
+    spans = AF.merge_tokens(path[0], scores[0], blank=blank)  # one span per target token, in order
+    if len(spans) != end - first:
+        return None
+    out = []
+    for (a, b), text in zip(words, texts):
+        ws = spans[a - first: b - first]
         probs = torch.cat([scores[0, s.start: s.end] for s in ws]).exp()  # the word's aligned non-blank frames
-        out.append({"word": word, "start": round((offset + ws[0].start) * frame_s, 3),
+        out.append({"word": text, "start": round((offset + ws[0].start) * frame_s, 3),
                     "end": round((offset + ws[-1].end) * frame_s, 3), "confidence": round(float(probs.mean()), 3)})
     return out
 
 
-def _even_spread(words: list[str], n_frames: int, offset: int, frame_s: float) -> list[dict]:
-    """Fallback timing without an alignment: the piece's frames shared out by word length; confidence 0."""
+def _from_emissions(log_probs: torch.Tensor, tokens: list[int], frames: list[int], words: list[tuple[int, int]],
+                    texts: list[str], frame_s: float) -> list[dict]:
+    """Times from the decoder's emission frames, confidence from the posteriors there: no alignment needed."""
+    out = []
+    for (a, b), text in zip(words, texts):
+        probs = log_probs[frames[a:b], tokens[a:b]].exp()
+        out.append({"word": text, "start": round(frames[a] * frame_s, 3),
+                    "end": round((frames[b - 1] + 1) * frame_s, 3), "confidence": round(float(probs.mean()), 3)})
+    return out
+
+
+def _even_spread(words: list[str], n_frames: int, frame_s: float, offset: int = 0) -> list[dict]:
+    """Fallback timing without an alignment: the frames shared out by word length; confidence 0."""
     total = sum(len(w) + 1 for w in words)
     out, pos = [], 0
     for w in words:

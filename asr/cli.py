@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--train-utts", type=int, default=None, help="digit strings in digits-train")
     s.add_argument("--dev-utts", type=int, default=None, help="digit strings in digits-dev")
     s.add_argument("--test-utts", type=int, default=None, help="digit strings in digits-test")
+    s.add_argument("--tts-voices", type=int, default=None,
+                   help="espeak-ng voices added to training as extra speakers (0: none; default from DigitsConfig)")
     s.set_defaults(func=cmd_synth_digits)
 
     s = sub.add_parser("prepare", help="read a corpus into JSONL manifests")
@@ -101,7 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out-dir", type=Path, default=None,
                    help="srt/vtt: write the subtitle files here instead (sub-folders of a folder argument are kept)")
     s.add_argument("--jobs", type=int, default=1,
-                   help="worker processes with one torch thread each (default 1: one process using all cores)")
+                   help="worker processes with one torch thread each (default 1: one process of --threads)")
+    s.add_argument("--threads", type=int, default=1,
+                   help="torch threads of the (single) process; 0: all cores. Default 1: on a busy machine 2 threads "
+                        "were 2-10x slower than 1 (the LSTM waits on descheduled threads every time step)")
     s.add_argument("--plot", type=Path, default=None, metavar="PNG",
                    help="one file only: also draw its spectrogram, CTC posteriors and aligned words to PNG")
     g = s.add_argument_group("long audio (asr/longform.py)")
@@ -125,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--max-mb", type=float, default=50.0, help="largest upload, MiB (default 50)")
     s.add_argument("--timeout", type=float, default=300.0, help="request time limit, seconds (default 300)")
+    s.add_argument("--threads", type=int, default=1, help="torch threads; 0: all cores (default 1, as transcribe)")
     _decoder_args(s)
     s.set_defaults(func=cmd_serve)
 
@@ -254,7 +260,7 @@ def cmd_synth_digits(args, _extra) -> int:
     from asr.corpus.digits import DigitsConfig, synth_digits
 
     given = {"test_speaker": args.test_speaker, "dev_speaker": args.dev_speaker, "train_utterances": args.train_utts,
-             "dev_utterances": args.dev_utts, "test_utterances": args.test_utts}
+             "dev_utterances": args.dev_utts, "test_utterances": args.test_utts, "tts_voices": args.tts_voices}
     cfg = replace(DigitsConfig(seed=args.seed), **{k: v for k, v in given.items() if v is not None})
     print(json.dumps(synth_digits(args.fsdd, args.out, cfg), indent=1))
     return 0
@@ -347,6 +353,7 @@ def cmd_transcribe(args, _extra) -> int:
         raise UserError(f"two inputs would both write {clash}; use --out-dir with folder arguments")
     given = {"window_s": args.window, "context_s": args.context, "threshold_s": args.long_above}
     longform = LongFormConfig(**{k: v for k, v in given.items() if v is not None})
+    _set_threads(args.threads)
     rec = Recognizer(args.model, _decoder_config(args), device=args.device, longform=longform)
     paths = [p for p, _ in items]
     if args.plot:
@@ -380,6 +387,15 @@ def cmd_transcribe(args, _extra) -> int:
     return 0
 
 
+def _set_threads(n: int) -> None:
+    import torch
+
+    if n < 0:
+        raise UserError(f"--threads {n}: use 0 (all cores) or more")
+    if n:
+        torch.set_num_threads(n)
+
+
 def _transcribe_and_plot(rec, path: Path, png: Path):
     """The transcript of ``path`` (or its error message), with the --plot PNG drawn."""
     from asr.audio import load_audio
@@ -411,6 +427,7 @@ def cmd_serve(args, _extra) -> int:
         raise UserError(f"asr serve needs {e.name}: pip install 'asr[serve]'") from None
     from asr.transcribe import Recognizer
 
+    _set_threads(args.threads)
     serve(Recognizer(args.model, _decoder_config(args), device=args.device), args.host, args.port, args.max_mb,
           args.timeout)
     return 0

@@ -1,0 +1,91 @@
+"""Exported models (TorchScript, ONNX) give the checkpoint's log-probs and transcriptions."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from asr.checkpoint import load_model
+from asr.cli import main
+from asr.export import example_inputs, exportable
+from asr.transcribe import Recognizer
+
+ort = pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread, as the CLI's default: on a busy 2-core machine two threads stall the LSTM."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module", params=["torchscript", "onnx"])
+def exported(request, tiny_model, tmp_path_factory):
+    out = tmp_path_factory.mktemp("export") / ("model.onnx" if request.param == "onnx" else "model.ts")
+    assert main(["export", "--model", str(tiny_model), "--format", request.param, "--out", str(out)]) == 0
+    return request.param, out
+
+
+def run_exported(fmt, path, feats, lengths):
+    if fmt == "onnx":
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        lp, n = sess.run(None, {"features": feats.numpy(), "lengths": lengths.numpy()})
+        return torch.from_numpy(lp), torch.from_numpy(n)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated in torch 2.14, still works
+        return torch.jit.load(str(path))(feats, lengths)
+
+
+@pytest.mark.parametrize("lengths", [(211, 150, 97), (64,)])
+def test_exported_log_probs_match_pytorch(exported, tiny_model, lengths):
+    fmt, path = exported
+    model, _, cfg = load_model(tiny_model)
+    feats, lens = example_inputs(cfg.features.n_mels, lengths)  # (B, T, 80), two batch sizes, three lengths
+    with torch.no_grad():
+        ref, ref_lens = model(feats, lens)
+        also_flip, _ = exportable(model)(feats, lens)
+    got, got_lens = run_exported(fmt, path, feats, lens)
+    assert got_lens.tolist() == ref_lens.tolist() == [(n + 3) // 4 for n in lengths]
+    for b, n in enumerate(ref_lens.tolist()):
+        assert (got[b, :n] - ref[b, :n]).abs().max() < 1e-4
+        assert (also_flip[b, :n] - ref[b, :n]).abs().max() < 1e-5  # flip = the checkpoint's LSTM
+
+
+def test_transcription_with_the_export(exported, tiny_model, fsdd, librispeech_sample):
+    _, path = exported
+    ours, theirs = Recognizer(tiny_model), Recognizer(path)
+    assert theirs.tokenizer.tokens == ours.tokenizer.tokens and theirs.cfg.features == ours.cfg.features
+    for f in [sorted(fsdd.glob("*.wav"))[0], sorted(librispeech_sample.rglob("*.flac"))[0]]:
+        a, b = ours.transcribe(f, keep_log_probs=True), theirs.transcribe(f, keep_log_probs=True)
+        assert a.text == b.text and [w["word"] for w in a.words] == [w["word"] for w in b.words]
+        assert np.abs((a.log_probs - b.log_probs).numpy()).max() < 1e-4
+        assert torch.equal(a.log_probs.argmax(-1), b.log_probs.argmax(-1))
+
+
+def test_export_errors(tiny_model, tmp_path, capsys):
+    assert main(["transcribe", "--model", str(tmp_path / "x.onnx"), "a.wav"]) == 2
+    assert "no such model file" in capsys.readouterr().err
+    (tmp_path / "bad.onnx").write_bytes(b"not a model")
+    assert main(["transcribe", "--model", str(tmp_path / "bad.onnx"), "a.wav"]) == 2
+    assert "not a readable exported model" in capsys.readouterr().err
+
+
+def test_bpe_model_exports_with_its_tokenizer(tmp_path):
+    pytest.importorskip("sentencepiece")
+    from asr.checkpoint import build_model
+    from asr.config import ModelConfig, TrainConfig
+    from asr.export import export_onnx, load_exported, max_abs_diff
+    from asr.io import atomic_write_bytes
+    from asr.text import train_bpe
+
+    bpe = train_bpe(["hello world", "say hello to the world"] * 20, 40, tmp_path / "bpe.model")
+    cfg = TrainConfig(model=ModelConfig(conv_channels=4, hidden=16, layers=2, dropout=0.0))
+    model = build_model(cfg, bpe).eval()
+    atomic_write_bytes(tmp_path / "m.onnx", export_onnx(model, cfg, bpe))
+    exported, tok, cfg2 = load_exported(tmp_path / "m.onnx")
+    assert tok.tokens == bpe.tokens and tok.encode("hello world") == bpe.encode("hello world")
+    assert cfg2.model == cfg.model and max_abs_diff(model, exported, cfg.features.n_mels) < 1e-4
