@@ -56,20 +56,25 @@ def lr_at(step: int, total: int, o) -> float:
 
 
 def load_split(path: str, cfg: TrainConfig, logmel: LogMel, tok: CharTokenizer, name: str) -> UtteranceDataset:
-    """Manifest -> dataset, dropping utterances too long/short or with more tokens than output frames."""
+    """Manifest -> dataset, dropping utterances too long/short or with more tokens than CTC can align."""
     utts = filter_by_duration(read_manifest(Path(path)), cfg.data, name)
     ds = UtteranceDataset(utts, logmel, tok)
     frames = conv_out_lengths(torch.tensor([ds.num_frames(i) for i in range(len(ds))]))
-    ok = [i for i in range(len(ds)) if len(ds.texts[i]) <= int(frames[i]) and ds.texts[i]]
+    ok = [i for i in range(len(ds)) if ds.texts[i] and ctc_min_frames(tok.encode(ds.texts[i])) <= int(frames[i])]
     if len(ok) < len(ds):
-        print(f"warning: {name}: skipped {len(ds) - len(ok)} utterance(s) whose transcript is longer than "
-              f"the model's output frames (CTC cannot align them)", file=sys.stderr)
+        print(f"warning: {name}: skipped {len(ds) - len(ok)} utterance(s) too fast for the model's output frame "
+              f"rate (CTC needs a frame per token plus one between repeated tokens)", file=sys.stderr)
         ds = UtteranceDataset([utts[i] for i in ok], logmel, tok)
     if not len(ds):
         raise UserError(f"{path}: no utterances left to use after filtering")
     if cfg.data.cache_features:
         ds.fill_cache(workers=min(2, max(1, torch.get_num_threads())), desc=f"{name} features")
     return ds
+
+
+def ctc_min_frames(ids: list[int]) -> int:
+    """Fewest frames a CTC path needs: one per token, plus a blank between two equal neighbours."""
+    return len(ids) + sum(a == b for a, b in zip(ids, ids[1:]))
 
 
 def train(cfg) -> Path:

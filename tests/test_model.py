@@ -85,3 +85,18 @@ def test_flip_and_packed_lstm_agree():
         assert torch.allclose(out["packed"][0][b, :n], out["flip"][0][b, :n], atol=1e-5)
     for g1, g2 in zip(out["packed"][1], out["flip"][1]):
         assert torch.allclose(g1, g2, atol=1e-4)
+
+
+def test_ctc_min_frames_is_exactly_feasibility():
+    """An utterance with ctc_min_frames(ids) frames has a finite CTC loss; one frame fewer is infinite."""
+    from asr.train import ctc_min_frames
+
+    tok = CharTokenizer()
+    for text in ["hello", "aaa", "book keeper", "ab"]:
+        ids = tok.encode(text)
+        need = ctc_min_frames(ids)
+        for frames, finite in ((need, True), (need - 1, False)):
+            lp = torch.randn(frames, 1, len(tok)).log_softmax(-1)
+            loss = torch.nn.functional.ctc_loss(lp, torch.tensor([ids]), torch.tensor([frames]),
+                                                torch.tensor([len(ids)]))
+            assert bool(torch.isfinite(loss)) == finite, (text, frames)
