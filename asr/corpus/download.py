@@ -1,0 +1,223 @@
+"""Download and extract corpus archives: resumable, checksum-verified, atomically extracted.
+
+Standard library only (urllib) so downloading adds no dependency. The pieces:
+
+- ``fetch(url, dest, checksum)``: HTTP download into ``dest.part``; a re-run continues it
+  with an HTTP Range request. The finished file is verified before it is renamed to ``dest``;
+  a bad checksum deletes the part file.
+- ``extract_atomically(archive, member, target)``: unpack into a temporary folder beside
+  ``target``, write a completion marker, then rename ``member`` to ``target`` in one step.
+  A re-run sees the marker and skips; an interrupted extraction leaves nothing behind.
+- ``download_librispeech(subsets, out_dir)``: the two above for LibriSpeech subsets, so that
+  ``OUT/LibriSpeech/SUBSET`` is ready for ``prepare_librispeech``.
+
+Checksums: the MD5 sums OpenSLR publishes for resources 12 and 31 (``md5sum.txt`` beside the
+archives), as copied in PaddleSpeech's ``dataset/librispeech/librispeech.py`` and
+``examples/dataset/mini_librispeech/mini_librispeech.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http.client
+import os
+import shutil
+import socket
+import ssl
+import sys
+import tarfile
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from asr.errors import UserError
+
+OPENSLR_MIRROR = "https://www.openslr.org/resources/12"  # LibriSpeech (resource 12)
+MINI_MIRROR = "https://www.openslr.org/resources/31"  # mini LibriSpeech (resource 31)
+COMPLETE_MARKER = ".complete"  # written inside an extracted folder, last, before the rename
+CHUNK = 1 << 20  # bytes read per network call: 1 MiB
+TIMEOUT_S = 60.0  # socket timeout per network call, seconds
+
+
+@dataclass(frozen=True)
+class Checksum:
+    algorithm: str  # a hashlib name: "md5" or "sha256"
+    hexdigest: str  # the published digest, lower-case hex
+
+    def of(self, path: Path) -> str:
+        h = hashlib.new(self.algorithm)
+        with open(path, "rb") as f:
+            while block := f.read(CHUNK):
+                h.update(block)
+        return h.hexdigest()
+
+
+# subset -> MD5 of SUBSET.tar.gz as published by OpenSLR.
+LIBRISPEECH_MD5 = {
+    "dev-clean": "42e2234ba48799c1f50f24a7926300a1",
+    "dev-other": "c8d0bcc9cca99d4f8b62fcc847357931",
+    "test-clean": "32fa31d27d2e1cad72775fee3f4849a9",
+    "test-other": "fb5a50374b501bb3bac4815ee91d3135",
+    "train-clean-100": "2a93770f6d5c6c964bc36631d331a522",
+    "train-clean-360": "c0e676e450a7ff2f54aeade5171606fa",
+    "train-other-500": "d1a0fd59409feb2c614ce4d30c387708",
+    "dev-clean-2": "6d7ab67ac6a1d2c993d050e16d61080d",  # mini LibriSpeech (resource 31)
+    "train-clean-5": "5df7d4e78065366204ca6845bb08f490",  # mini LibriSpeech (resource 31)
+}
+MINI_SUBSETS = ("dev-clean-2", "train-clean-5")
+
+
+def download_librispeech(subsets: list[str], out_dir: str | os.PathLike, mirror: str = OPENSLR_MIRROR,
+                         mini_mirror: str | None = None, checksums: dict[str, str] | None = None,
+                         keep_archives: bool = False, progress: bool = True) -> dict[str, Path]:
+    """Download and extract LibriSpeech subsets to ``OUT/LibriSpeech/SUBSET``; returns subset -> folder.
+
+    ``mirror`` serves ``SUBSET.tar.gz`` for the full corpus; the mini subsets come from
+    ``mini_mirror`` (default: ``mirror`` with its trailing ``/12`` replaced by ``/31``, or
+    ``mirror`` itself when it does not end in ``/12``). ``checksums`` (subset -> MD5) replaces
+    the published table, for tests and private mirrors. Safe to re-run: finished subsets are
+    skipped, an interrupted download resumes. Archives are deleted after extraction unless
+    ``keep_archives``.
+    """
+    table = LIBRISPEECH_MD5 if checksums is None else checksums
+    unknown = [s for s in subsets if s not in table]
+    if unknown or not subsets:
+        raise UserError(f"unknown LibriSpeech subset(s): {', '.join(unknown) or '(none given)'}; "
+                        f"valid: {', '.join(table)}")
+    mirror = mirror.rstrip("/")
+    if mini_mirror is None:
+        mini_mirror = mirror[: -len("/12")] + "/31" if mirror.endswith("/12") else mirror
+    out_dir = Path(out_dir)
+    done = {}
+    for subset in dict.fromkeys(subsets):  # de-duplicated, order kept
+        target = out_dir / "LibriSpeech" / subset
+        if (target / COMPLETE_MARKER).is_file():
+            print(f"{target}: already downloaded, skipping", file=sys.stderr)
+            done[subset] = target
+            continue
+        base = mini_mirror.rstrip("/") if subset in MINI_SUBSETS else mirror
+        archive = out_dir / f"{subset}.tar.gz"
+        fetch(f"{base}/{subset}.tar.gz", archive, Checksum("md5", table[subset]), progress=progress)
+        extract_atomically(archive, f"LibriSpeech/{subset}", target, progress=progress)
+        if not keep_archives:
+            archive.unlink()
+        done[subset] = target
+    return done
+
+
+def fetch(url: str, dest: str | os.PathLike, checksum: Checksum | None, progress: bool = True,
+          timeout: float = TIMEOUT_S) -> Path:
+    """Download ``url`` to ``dest`` via ``dest.part``, resuming a part file left by an earlier run.
+
+    ``dest`` itself only ever holds a complete, verified file; when it already exists it is
+    re-verified and returned. Raises UserError on network errors (re-running resumes) and on a
+    checksum mismatch (the part file is deleted first).
+    """
+    dest = Path(dest)
+    if dest.is_file():
+        _verify(dest, checksum, url, what="existing file")
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    try:
+        _transfer(url, part, progress, timeout)
+    except urllib.error.HTTPError as e:
+        raise UserError(f"{url}: HTTP {e.code} {e.reason}; check the URL (or --mirror) and re-run "
+                        f"(a partial download resumes)") from None
+    except (urllib.error.URLError, http.client.HTTPException, socket.timeout, ConnectionError, ssl.SSLError) as e:
+        reason = getattr(e, "reason", None) or e.__class__.__name__
+        have = part.stat().st_size if part.is_file() else 0
+        raise UserError(f"{url}: download interrupted ({reason}) after {have} bytes; "
+                        f"re-run the same command to resume it") from None
+    _verify(part, checksum, url, what="download")
+    os.replace(part, dest)
+    return dest
+
+
+def _transfer(url: str, part: Path, progress: bool, timeout: float) -> None:
+    start = part.stat().st_size if part.is_file() else 0
+    request = urllib.request.Request(url, headers={"User-Agent": "asr-download/1"})
+    if start:
+        request.add_header("Range", f"bytes={start}-")
+    try:
+        resp = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as e:
+        if e.code == 416 and start:  # nothing left to send: the part file is already whole
+            return
+        raise
+    with resp:
+        if start and resp.status != 206:  # the server ignored the Range header: start over
+            start = 0
+        length = resp.headers.get("Content-Length")
+        total = start + int(length) if length and length.isdigit() else None
+        with open(part, "ab" if start else "wb") as f, \
+                tqdm(total=total, initial=start, unit="B", unit_scale=True, unit_divisor=1024,
+                     desc=part.name[: -len(".part")], disable=not progress, file=sys.stderr, mininterval=1) as bar:
+            while block := resp.read(CHUNK):
+                f.write(block)
+                bar.update(len(block))
+            f.flush()
+            os.fsync(f.fileno())
+    if total is not None and part.stat().st_size != total:
+        raise ConnectionError(f"got {part.stat().st_size} of {total} bytes")
+
+
+def _verify(path: Path, checksum: Checksum | None, url: str, what: str) -> None:
+    if checksum is None:
+        return
+    got = checksum.of(path)
+    if got != checksum.hexdigest.lower():
+        path.unlink()
+        raise UserError(f"{url}: {checksum.algorithm} of the {what} is {got}, expected {checksum.hexdigest}; "
+                        f"the file was deleted: re-run to download it again, or try another mirror (--mirror)")
+
+
+def extract_atomically(archive: str | os.PathLike, member: str, target: str | os.PathLike,
+                       progress: bool = True) -> Path:
+    """Unpack the folder ``member`` of a tar archive to ``target``, all at once or not at all.
+
+    The archive is unpacked into a temporary folder beside ``target``; a ``.complete`` marker
+    is written into ``member`` and it is renamed to ``target``. Files beside ``member`` in the
+    archive (LibriSpeech's README.TXT, SPEAKERS.TXT, ...) are moved beside ``target`` when
+    absent there. Skips when ``target`` already has its marker.
+    """
+    archive, target = Path(archive), Path(target)
+    if (target / COMPLETE_MARKER).is_file():
+        return target
+    if target.exists():
+        raise UserError(f"{target} exists but was not completely extracted by this tool (no {COMPLETE_MARKER} "
+                        f"marker); move or delete it and re-run")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    prefix = f".{target.name}.extract-"
+    for stale in target.parent.glob(prefix + "*"):  # left by a run that was killed mid-extraction
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))
+    try:
+        try:
+            with tarfile.open(archive) as tar:
+                members = tar.getmembers()
+                for m in tqdm(members, desc=f"extract {archive.name}", unit="file", disable=not progress,
+                              file=sys.stderr, mininterval=1):
+                    tar.extract(m, tmp, filter="data")  # "data": no absolute paths, links out, devices
+        except (tarfile.TarError, EOFError, OSError) as e:
+            raise UserError(f"{archive}: cannot extract ({e}); delete it and re-run to download it again") from None
+        src = tmp / member
+        if not src.is_dir():
+            raise UserError(f"{archive}: has no folder {member}/ (is it the right archive?)")
+        (src / COMPLETE_MARKER).write_text(f"extracted from {archive.name}\n")
+        for extra in src.parent.iterdir():
+            if extra.is_file() and not (target.parent / extra.name).exists():
+                os.replace(extra, target.parent / extra.name)
+        os.replace(src, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        fd = os.open(target.parent, os.O_RDONLY)
+        os.fsync(fd)
+        os.close(fd)
+    return target
