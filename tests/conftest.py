@@ -22,6 +22,17 @@ def need(path: Path) -> Path:
     return path
 
 
+@pytest.fixture
+def one_thread():
+    """One torch thread, as the CLI's default: on a busy 2-core machine two threads stall the LSTM."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="session")
 def librispeech_sample() -> Path:
     return need(LIBRISPEECH_SAMPLE)

@@ -1,7 +1,6 @@
 """Checkpoints: atomic writes that survive a crash mid-write, and loads that never run code."""
 
 import os
-import pickle
 import subprocess
 import sys
 

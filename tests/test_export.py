@@ -14,13 +14,7 @@ from asr.transcribe import Recognizer
 ort = pytest.importorskip("onnxruntime")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread, as the CLI's default: on a busy 2-core machine two threads stall the LSTM."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module", params=["torchscript", "onnx"])

@@ -6,7 +6,6 @@ import threading
 import time
 
 import pytest
-import torch
 
 from asr.transcribe import Recognizer
 
@@ -15,13 +14,7 @@ uvicorn = pytest.importorskip("uvicorn")
 from asr.serve import create_app  # noqa: E402 - needs fastapi, skipped above when absent
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread, as the CLI's default: on a busy 2-core machine two threads stall the LSTM."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @contextlib.contextmanager

@@ -24,13 +24,7 @@ TOK = CharTokenizer()
 FRAME_S = 0.04
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread, as the CLI's default: on a busy 2-core machine two threads stall the LSTM."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def peaky(emit: dict[int, tuple[str, float]], n_frames: int) -> torch.Tensor:
