@@ -1,0 +1,100 @@
+"""Benchmark 6 (CUDA only): training throughput of the LibriSpeech model on one GPU.
+
+``python benchmarks/run.py --only gpu`` on a CUDA machine; without one it writes a result that
+says so and measures nothing. Our ``_step`` on bucketed batches of cached synthetic features
+(LibriSpeech-like durations), for every combination of
+
+* precision: fp32 and bf16 autocast (``precision=auto`` picks bf16 on a GPU);
+* LSTM implementation: ``packed`` (cuDNN on packed sequences, the GPU default) and ``flip``
+  (two padded unidirectional passes, the CPU default);
+* batch cap ``data.max_frames``: 50k, 100k (conf/data/librispeech_100.yaml) and 200k frames;
+
+with audio seconds per second, peak GPU memory, and MFU against the matmul rates measured in
+the same run: fp32 without TF32, TF32, and bf16 (torch.matmul of 8192 x 8192 matrices).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from common import (Context, load_snapshot, log, machine_info, matmul_gflops, model_flops_per_frame, rnd, target,
+                    write_result)
+
+CAPS = (50_000, 100_000, 200_000)  # data.max_frames: padded feature frames per optimizer step
+
+
+def run(ctx: Context) -> dict:
+    result = {"name": "gpu", "quick": ctx.quick, "machine": machine_info(), "load_before": load_snapshot()}
+    if not torch.cuda.is_available():
+        result["skipped"] = "no CUDA device on this machine: GPU throughput unmeasured"
+        result["targets"] = []
+        log(f"  {result['skipped']}")
+        write_result(ctx, "gpu", result)
+        return result
+    result.update(measure(torch.device("cuda"), ctx.quick))
+    result["load_after"] = load_snapshot()
+    write_result(ctx, "gpu", result)
+    return result
+
+
+def measure(device: torch.device, small: bool) -> dict:
+    """The measurements; ``small`` (or a CPU ``device``, for a dry run of this code) uses tiny sizes."""
+    from bench_train import make_pool, run_ours, train_config
+
+    cuda = device.type == "cuda"
+    tiny = small or not cuda
+    size = 1024 if tiny else 8192
+    rates = {}
+    old = torch.backends.cuda.matmul.allow_tf32
+    for name, dtype, tf32 in (("fp32", torch.float32, False), ("tf32", torch.float32, True),
+                              ("bf16", torch.bfloat16, False)):
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        rates[name] = rnd(matmul_gflops(torch.get_num_threads(), size, reps=3 if tiny else 10, dtype=dtype,
+                                        device=str(device)))
+    torch.backends.cuda.matmul.allow_tf32 = old
+    log("  matmul rates (GFLOP/s): " + ", ".join(f"{k} {v:,.0f}" for k, v in rates.items()))
+    model_name = "tiny" if tiny else "librispeech_100"
+    cfg = train_config(model_name)
+    m = cfg.model
+    per_frame = model_flops_per_frame(m.hidden, m.layers, m.conv_channels)["total"]
+    caps = (400, 800) if tiny else CAPS
+    pool = make_pool("librispeech", 16 if tiny else 1200, seed=0, scale=0.25 if tiny else 1.0)
+    runs = []
+    for precision in ("fp32", "bf16"):
+        amp = torch.bfloat16 if precision == "bf16" else None
+        for impl in ("packed", "flip"):
+            for cap in caps:
+                cfg.model.rnn_impl = impl
+                if cuda:
+                    torch.cuda.empty_cache()
+                    torch.cuda.reset_peak_memory_stats()
+                spec = {"max_frames": cap, "steps": 2 if tiny else 6, "budget_s": 5 if tiny else 60}
+                row = {"precision": precision, "rnn_impl": impl, "max_frames": cap}
+                try:
+                    row.update(run_ours(cfg, pool, spec, per_frame, device, amp))
+                except torch.cuda.OutOfMemoryError as e:
+                    row["error"] = f"out of memory: {str(e).splitlines()[0]}"
+                    runs.append(row)
+                    log(f"  {precision} {impl:6s} cap {cap:>7,}: out of memory")
+                    continue
+                if cuda:
+                    row["peak_mem_gb"] = rnd(torch.cuda.max_memory_allocated() / 1e9)
+                ref_rate = rates["bf16"] if amp else rates["tf32"]
+                row["mfu"] = rnd(row["useful_gflop_per_s"] / ref_rate)
+                row["mfu_vs_fp32_no_tf32"] = rnd(row["useful_gflop_per_s"] / rates["fp32"])
+                runs.append(row)
+                log(f"  {precision} {impl:6s} cap {cap:>7,}: {row['audio_per_s']:>9,.0f} audio s/s, "
+                    f"MFU {row['mfu']:.0%} "
+                    f"(vs {'bf16' if amp else 'tf32'} matmul), padding {row['padding_frac']:.0%}"
+                    + (f", peak {row['peak_mem_gb']} GB" if cuda else ""))
+    ok = [r for r in runs if "audio_per_s" in r]
+    best = max(ok, key=lambda r: r["audio_per_s"]) if ok else None
+    base = next((r for r in ok if r["precision"] == "fp32" and r["rnn_impl"] == "packed"
+                 and r["max_frames"] == caps[len(caps) // 2]), None)
+    out = {"model": model_name, "matmul_gflop_per_s": rates, "runs": runs,
+           "best": best, "gflop_per_audio_s": rnd(3 * per_frame * 25 / 1e9)}
+    out["targets"] = [target("best training throughput vs the ~10,000 audio s/s projection",
+                             best["audio_per_s"] if best else None, 10_000, True, " audio s/s")]
+    if best and base:
+        out["best_vs_fp32_packed_default_cap"] = rnd(best["audio_per_s"] / base["audio_per_s"])
+    return out

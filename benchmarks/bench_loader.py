@@ -1,0 +1,121 @@
+"""Benchmark 5: data loading without the feature cache: FLAC decode + log-mel per second, per loader worker.
+
+``asr.data.UtteranceDataset`` with no cache (what the LibriSpeech recipe uses: ``cache_features:
+false``) over the shared LibriSpeech sample's FLAC files repeated (or synthesized FLACs when
+the sample is absent). Measured in this process with one torch thread (= one DataLoader worker),
+split into decode and features, then through a real DataLoader with 2 workers and our collate.
+Set against what a training step consumes: our CPU training rate from the train benchmark of
+this run (or the last train.json), and the projected ~10,000 audio s/s of the LibriSpeech model
+on one H100: how many workers each needs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+
+import soundfile as sf
+import torch
+from torch.utils.data import DataLoader
+
+from common import (H100_AUDIO_PER_S, Context, librispeech_flacs, load_snapshot, log, machine_info, rnd,
+                    speechlike_noise, target, threads, write_result)
+
+
+def _flacs(ctx: Context) -> tuple[list, str]:
+    files = librispeech_flacs()
+    if files:
+        return files, f"{len(files)} LibriSpeech sample FLAC files, repeated"
+    d = ctx.work / "flac"
+    d.mkdir(parents=True, exist_ok=True)
+    files = []
+    for i in range(5):
+        f = d / f"noise-{i}.flac"
+        if not f.is_file():
+            sf.write(str(f), speechlike_noise(12.0 + i, seed=i), 16000, subtype="PCM_16")
+        files.append(f)
+    return files, "5 synthesized 16-bit FLAC files (LibriSpeech sample absent), repeated"
+
+
+def _train_rates(ctx: Context) -> dict:
+    """Our CPU training throughput per model/mix: this run's train benchmark, else the last train.json."""
+    from bench_train import ours_audio_per_s
+
+    if "train" in ctx.results:
+        return ours_audio_per_s(ctx.results["train"])
+    path = ctx.out / "train.json"
+    if path.is_file():
+        return ours_audio_per_s(json.loads(path.read_text()))
+    return {}
+
+
+def run(ctx: Context) -> dict:
+    from asr.audio import load_audio
+    from asr.config import FeatureConfig
+    from asr.data import BucketBatchSampler, UtteranceDataset, collate
+    from asr.features import LogMel
+    from asr.manifest import Utterance
+
+    result = {"name": "loader", "quick": ctx.quick, "machine": machine_info(), "load_before": load_snapshot()}
+    files, what = _flacs(ctx)
+    repeat = 1 if ctx.quick else 8
+    utts = []
+    for r in range(repeat):
+        for f in files:
+            info = sf.info(str(f))
+            utts.append(Utterance(f"{f.stem}-{r}", str(f), info.frames / info.samplerate, "a"))
+    from asr.text import CharTokenizer
+
+    ds = UtteranceDataset(utts, LogMel(FeatureConfig()), CharTokenizer())
+    audio_s = sum(u.duration for u in utts)
+    result.update({"audio": what, "utterances": len(utts), "audio_s": rnd(audio_s)})
+    with threads(1):
+        ds[0]  # warm-up: imports, mel filterbank
+        t = time.perf_counter()
+        wavs = [load_audio(u.audio) for u in utts]
+        t_decode = time.perf_counter() - t
+        t = time.perf_counter()
+        for w in wavs:
+            ds.logmel(w)
+        t_feats = time.perf_counter() - t
+        t = time.perf_counter()
+        for i in range(len(ds)):
+            ds[i]
+        t_item = time.perf_counter() - t
+    per_worker = audio_s / t_item
+    # the real thing: DataLoader, 2 worker processes, bucketed batches, our collate
+    sampler = BucketBatchSampler([ds.num_frames(i) for i in range(len(ds))], 8000, seed=0)
+    loader = DataLoader(ds, batch_sampler=sampler.epoch_batches(), collate_fn=collate, num_workers=2,
+                        prefetch_factor=4, persistent_workers=False)
+    t = time.perf_counter()
+    n = sum(int(b.features.shape[0]) for b in loader)
+    t_loader = time.perf_counter() - t
+    assert n == len(ds)
+    result.update({
+        "decode_audio_per_s": rnd(audio_s / t_decode), "features_audio_per_s": rnd(audio_s / t_feats),
+        "per_worker_audio_per_s": rnd(per_worker), "decode_frac": rnd(t_decode / (t_decode + t_feats)),
+        "dataloader_2_workers_audio_per_s": rnd(audio_s / t_loader),
+        "dataloader_note": "includes starting 2 worker processes",
+    })
+    log(f"  one worker (1 thread), {audio_s:.0f} s of FLAC: {per_worker:,.0f} audio s/s per worker "
+        f"(decode {audio_s / t_decode:,.0f}, log-mel {audio_s / t_feats:,.0f} audio s/s; decode "
+        f"{t_decode / (t_decode + t_feats):.0%} of the time); DataLoader with 2 workers + collate: "
+        f"{audio_s / t_loader:,.0f} audio s/s (with worker start-up)")
+    need = {}
+    for key, rate in _train_rates(ctx).items():
+        need[f"CPU training {key}"] = {"consumes_audio_per_s": rate, "workers": rnd(rate / per_worker),
+                                       "workers_ceil": math.ceil(rate / per_worker)}
+    need["H100 LibriSpeech model (projected)"] = {"consumes_audio_per_s": H100_AUDIO_PER_S,
+                                                  "workers": rnd(H100_AUDIO_PER_S / per_worker),
+                                                  "workers_ceil": math.ceil(H100_AUDIO_PER_S / per_worker)}
+    result["workers_needed"] = need
+    for k, v in need.items():
+        log(f"  {k}: consumes {v['consumes_audio_per_s']:,.0f} audio s/s -> {v['workers']} workers "
+            f"({v['workers_ceil']} at least)")
+    h100 = need["H100 LibriSpeech model (projected)"]["workers_ceil"]
+    result["targets"] = [target("loader workers to feed an H100 (LibriSpeech model, ~10,000 audio s/s)", h100, 16,
+                                False, " workers")]
+    result["load_after"] = load_snapshot()
+    write_result(ctx, "loader", result)
+    return result
