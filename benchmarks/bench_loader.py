@@ -16,10 +16,9 @@ import math
 import time
 
 import soundfile as sf
-import torch
 from torch.utils.data import DataLoader
 
-from common import (H100_AUDIO_PER_S, Context, librispeech_flacs, load_snapshot, log, machine_info, rnd,
+from common import (H100_AUDIO_PER_S, Context, best_time, librispeech_flacs, load_snapshot, log, machine_info, rnd,
                     speechlike_noise, target, threads, write_result)
 
 
@@ -59,7 +58,7 @@ def run(ctx: Context) -> dict:
 
     result = {"name": "loader", "quick": ctx.quick, "machine": machine_info(), "load_before": load_snapshot()}
     files, what = _flacs(ctx)
-    repeat = 1 if ctx.quick else 8
+    repeat = 1 if ctx.quick else 8  # the files over and over: 357 s of audio with the LibriSpeech sample
     utts = []
     for r in range(repeat):
         for f in files:
@@ -70,19 +69,13 @@ def run(ctx: Context) -> dict:
     ds = UtteranceDataset(utts, LogMel(FeatureConfig()), CharTokenizer())
     audio_s = sum(u.duration for u in utts)
     result.update({"audio": what, "utterances": len(utts), "audio_s": rnd(audio_s)})
+    reps = 1 if ctx.quick else 3
     with threads(1):
         ds[0]  # warm-up: imports, mel filterbank
-        t = time.perf_counter()
         wavs = [load_audio(u.audio) for u in utts]
-        t_decode = time.perf_counter() - t
-        t = time.perf_counter()
-        for w in wavs:
-            ds.logmel(w)
-        t_feats = time.perf_counter() - t
-        t = time.perf_counter()
-        for i in range(len(ds)):
-            ds[i]
-        t_item = time.perf_counter() - t
+        t_decode = best_time(lambda: [load_audio(u.audio) for u in utts], reps, warmup=0)
+        t_feats = best_time(lambda: [ds.logmel(w) for w in wavs], reps, warmup=0)
+        t_item = best_time(lambda: [ds[i] for i in range(len(ds))], reps, warmup=0)
     per_worker = audio_s / t_item
     # the real thing: DataLoader, 2 worker processes, bucketed batches, our collate
     sampler = BucketBatchSampler([ds.num_frames(i) for i in range(len(ds))], 8000, seed=0)

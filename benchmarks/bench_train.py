@@ -393,7 +393,8 @@ def run(ctx: Context) -> dict:
     result = {"name": "train", "quick": ctx.quick, "machine": machine_info(), "load_before": load_snapshot(),
               "threads": n_threads, "device": "cpu", "runs": [], "lstm_alone": [], "profile": {}}
     # the best of two sizes: 4096 runs closest to the FMA peak here, 2048 is what most people quote
-    peak = max(matmul_gflops(n_threads, size=n, reps=2 if ctx.quick else 5) for n in ((512,) if ctx.quick else (2048, 4096)))
+    sizes = (512,) if ctx.quick else (2048, 4096)
+    peak = max(matmul_gflops(n_threads, size=n, reps=2 if ctx.quick else 5) for n in sizes)
     result["matmul_gflop_per_s"] = rnd(peak)
     log(f"  fp32 matmul ({n_threads} threads): {peak:.1f} GFLOP/s")
     cpu = torch.device("cpu")
@@ -418,22 +419,25 @@ def run(ctx: Context) -> dict:
                     f"(MFU {ref['mfu']:.0%}, padding {ref['padding_frac']:.0%}) | ratio {speedup:.2f}x")
             b, t = (2, 16) if ctx.quick else (8, 300)
             alone = {"model": name, **lstm_alone(cfg, b, t, peak, reps=1 if ctx.quick else 3,
-                                                 sweep=(2,) if ctx.quick else (4, 32) if name == "small" else (4, 16))}
+                                                 sweep=(2,) if ctx.quick else (4, 32) if name == "small" else ())}
             result["lstm_alone"].append(alone)
             log(f"  {name:16s} LSTM stack alone (B={b}, T'={t}): ours flip fwd+bwd MFU "
                 f"{alone['ours_flip']['mfu']:.0%}, packed {alone['ours_packed']['mfu']:.0%}, reference padded "
                 f"{alone['reference_padded']['mfu']:.0%}; flip inference forward "
-                f"{alone['ours_flip_forward_inference']['mfu']:.0%}; 1 thread {alone['ours_flip_1_thread']['ms']:.0f} ms "
+                f"{alone['ours_flip_forward_inference']['mfu']:.0%}; 1 thread "
+                f"{alone['ours_flip_1_thread']['ms']:.0f} ms "
                 f"vs {alone['ours_flip']['ms']:.0f} ms on {n_threads}; MFU by batch size: "
                 + ", ".join(f"B={k} {v['mfu']:.0%}" for k, v in alone["ours_flip_by_batch"].items()))
         # the profile: the default model on its own corpus mix, and the LibriSpeech model on LibriSpeech's
-        for name, mix in ((("tiny", "demo"),) if ctx.quick else (("small", "demo"), ("librispeech_100", "librispeech"))):
+        profiled = (("tiny", "demo"),) if ctx.quick else (("small", "demo"), ("librispeech_100", "librispeech"))
+        for name, mix in profiled:
             spec = models[name]
             pool = make_pool(mix, spec["pool"] * (3 if mix == "demo" and not ctx.quick else 1), seed=1,
                              scale=0.1 if ctx.quick else 1.0)
             prof = profile_step(train_config(name), pool, spec, steps=1 if ctx.quick or name != "small" else 3)
             result["profile"][f"{name}/{mix}"] = prof
-            log(f"  profile {name}/{mix}: " + ", ".join(f"{k} {v['frac']:.0%}" for k, v in prof.items() if v["frac"] >= 0.02))
+            log(f"  profile {name}/{mix}: "
+                + ", ".join(f"{k} {v['frac']:.0%}" for k, v in prof.items() if v["frac"] >= 0.02))
     first = {(r["model"], r["mix"]): r for r in result["runs"]}
     result["targets"] = []
     for (name, mix), r in first.items():

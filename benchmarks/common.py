@@ -37,7 +37,7 @@ class Context:
 
     quick: bool  # minimal sizes: a smoke run, numbers meaningless
     out: Path  # results directory (JSON per benchmark)
-    work: Path  # scratch files (LMs, long audio, checkpoints), reused between runs
+    work: Path  # scratch files (LMs, long audio, checkpoints), reused between runs, outside the repository
     threads: int  # torch threads for the multi-threaded measurements
     model: str | None  # checkpoint for inference/beam benchmarks (None: runs/demo/best.pt or random)
     results: dict  # results of the benchmarks already run in this invocation, by name
@@ -85,11 +85,14 @@ def others_cpu(interval: float = 2.0) -> tuple[float, list[str]]:
     return sum(u for u, _, _ in used), [f"{n}({p}) {u:.0%}" for u, p, n in used[:5] if u >= 0.05]
 
 
-def load_snapshot(interval: float = 1.0) -> dict:
+SNAPSHOT_S = 1.0  # how long load_snapshot samples other processes, seconds (run.py --quick: 0.05)
+
+
+def load_snapshot(interval: float | None = None) -> dict:
     """1/5/15-minute load averages, and the cores other processes use now (sampled over ``interval`` s)."""
     one, five, fifteen = os.getloadavg()
     try:
-        cores, busy = others_cpu(interval)
+        cores, busy = others_cpu(SNAPSHOT_S if interval is None else interval)
     except (OSError, ValueError, IndexError):
         cores, busy = None, []
     return {"load1": round(one, 2), "load5": round(five, 2), "load15": round(fifteen, 2),

@@ -1,0 +1,39 @@
+"""benchmarks/run.py --quick: every benchmark runs end to end at minimal sizes and writes its JSON result.
+
+The numbers of a quick run mean nothing; this only keeps the benchmark code from rotting.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+KEYS = {
+    "train": ["matmul_gflop_per_s", "runs", "lstm_alone", "profile"],
+    "infer": ["model", "configs"],
+    "features": ["ours_audio_per_s", "librosa_audio_per_s", "speedup", "max_abs_diff_log"],
+    "beam": ["beam_width", "sources"],
+    "loader": ["per_worker_audio_per_s", "decode_audio_per_s", "workers_needed"],
+    "gpu": [],  # "skipped" without CUDA, "runs" with it
+}
+
+
+@pytest.mark.slow
+def test_quick_benchmarks_write_their_results(tmp_path):
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "run.py"), "--quick", "--out", str(tmp_path)],
+                          capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    for name, keys in KEYS.items():
+        result = json.loads((tmp_path / f"{name}.json").read_text())
+        assert result["name"] == name and result["quick"] is True
+        assert {"machine", "load_before", "targets"} <= result.keys()
+        assert set(keys) <= result.keys(), f"{name}: missing {set(keys) - result.keys()}"
+    train = json.loads((tmp_path / "train.json").read_text())
+    assert all(r["ours"]["audio_per_s"] > 0 and r["reference"]["audio_per_s"] > 0 for r in train["runs"])
+    assert json.loads((tmp_path / "beam.json").read_text())["sources"][0]["pairs"]
+    gpu = json.loads((tmp_path / "gpu.json").read_text())
+    assert "skipped" in gpu or gpu["runs"]
+    assert (tmp_path / "summary.md").read_text().startswith("| benchmark |")
