@@ -20,11 +20,16 @@ def conv_out_lengths(lengths: torch.Tensor) -> torch.Tensor:
 
 
 class ConvFront(nn.Module):
-    """Two 3x3 stride-2 convolutions over (time, mel): 4x fewer frames, then a projection."""
+    """Two 3x3 stride-2 convolutions over (time, mel): 4x fewer frames, then a projection.
+
+    Frames past each utterance's length are zeroed before each convolution, so an
+    utterance gives the same output alone or padded in a batch (a conv's bias would
+    otherwise leak into the last frame of utterances of some lengths).
+    """
 
     def __init__(self, n_mels: int, channels: int, out_dim: int):
         super().__init__()
-        self.conv = nn.Sequential(
+        self.conv = nn.Sequential(  # kept as one Sequential: checkpoint keys conv.0 and conv.2
             nn.Conv2d(1, channels, 3, stride=2, padding=1),
             nn.GELU(),
             nn.Conv2d(channels, channels, 3, stride=2, padding=1),
@@ -34,8 +39,11 @@ class ConvFront(nn.Module):
         freq = (freq - 1) // 2 + 1  # 80 mel bins -> 20
         self.proj = nn.Linear(channels * freq, out_dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv(x.unsqueeze(1))  # (B, T, F) -> (B, 1, T, F) -> (B, C, T/4, F/4)
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        x = _zero_padding(x.unsqueeze(1), lengths, time_dim=2)  # (B, T, F) -> (B, 1, T, F)
+        x = self.conv[1](self.conv[0](x))  # (B, C, T/2, F/2)
+        x = _zero_padding(x, torch.div(lengths - 1, 2, rounding_mode="floor") + 1, time_dim=2)
+        x = self.conv[3](self.conv[2](x))  # (B, C, T/4, F/4)
         b, c, t, f = x.shape
         x = x.permute(0, 2, 1, 3).reshape(b, t, c * f)  # (B, C, T', F') -> (B, T', C*F')
         return self.proj(x)  # (B, T', out_dim)
@@ -56,8 +64,10 @@ class BiLSTMCTC(nn.Module):
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, T, n_mels) log-mel, (B,) frame counts -> (B, T', V) log-probs, (B,) output frame counts."""
-        x = self.specaug(self.norm(feats))
-        x = self.front(x)  # (B, T', H)
+        x = self.norm(feats)
+        if self.cfg.utterance_cmn:
+            x = _utterance_cmn(x, lengths)
+        x = self.front(self.specaug(x), lengths.to(x.device))  # (B, T', H)
         out_lengths = conv_out_lengths(lengths)
         impl = self.cfg.rnn_impl
         if impl == "auto":
@@ -105,3 +115,18 @@ class BiLSTMCTC(nn.Module):
 def _gather_time(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """x[b, index[b, t]] for every (b, t): (B, T, H) -> (B, T, H)."""
     return x.gather(1, index.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+
+
+def _utterance_cmn(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Subtract each utterance's per-bin mean over its valid frames; padding stays zero."""
+    valid = (torch.arange(x.shape[1], device=x.device) < lengths.to(x.device).unsqueeze(1)).unsqueeze(-1)  # (B, T, 1)
+    mean = (x * valid).sum(1, keepdim=True) / lengths.to(x.device).clamp_min(1).view(-1, 1, 1)  # (B, 1, F)
+    return (x - mean) * valid
+
+
+def _zero_padding(x: torch.Tensor, lengths: torch.Tensor, time_dim: int) -> torch.Tensor:
+    """x with every time step at or past each utterance's length set to zero (batch first)."""
+    shape = [1] * x.dim()
+    shape[0], shape[time_dim] = x.shape[0], x.shape[time_dim]
+    steps = torch.arange(x.shape[time_dim], device=x.device)
+    return x * (steps.unsqueeze(0) < lengths.unsqueeze(1)).view(shape).to(x.dtype)

@@ -28,16 +28,20 @@ def test_log_probs_normalized():
     assert torch.allclose(lp.exp().sum(-1), torch.ones(2, 13), atol=1e-5)
 
 
-def test_padding_does_not_change_outputs():
-    """Packed sequences: an utterance decodes the same alone or padded in a batch."""
-    model = make_model()
-    a, b = torch.randn(1, 40, 80), torch.randn(1, 100, 80)
+@pytest.mark.parametrize("cmn", [False, True])
+@pytest.mark.parametrize("short", [40, 37, 90, 99])
+def test_padding_does_not_change_outputs(cmn, short):
+    """An utterance decodes the same alone or padded in a batch, whatever its length modulo 4."""
+    model = make_model(utterance_cmn=cmn)
+    model.norm.set_stats(torch.full((80,), 0.5), torch.full((80,), 2.0))  # padding is nonzero once normalized
+    a, b = torch.randn(1, short, 80), torch.randn(1, 100, 80)
     batch = torch.zeros(2, 100, 80)
-    batch[0, :40], batch[1] = a[0], b[0]
-    lp_batch, lens = model(batch, torch.tensor([40, 100]))
-    lp_a, _ = model(a, torch.tensor([40]))
-    assert int(lens[0]) == 10
-    assert torch.allclose(lp_batch[0, :10], lp_a[0], atol=1e-5)
+    batch[0, :short], batch[1] = a[0], b[0]
+    lp_batch, lens = model(batch, torch.tensor([short, 100]))
+    lp_a, _ = model(a, torch.tensor([short]))
+    n = -(-short // 4)
+    assert int(lens[0]) == n == lp_a.shape[1]
+    assert torch.allclose(lp_batch[0, :n], lp_a[0], atol=1e-5)
 
 
 def test_ctc_loss_finite_and_backprop():
@@ -100,3 +104,15 @@ def test_ctc_min_frames_is_exactly_feasibility():
             loss = torch.nn.functional.ctc_loss(lp, torch.tensor([ids]), torch.tensor([frames]),
                                                 torch.tensor([len(ids)]))
             assert bool(torch.isfinite(loss)) == finite, (text, frames)
+
+
+def test_utterance_cmn_removes_a_constant_per_bin_offset():
+    """With per-utterance mean normalization, a fixed spectral tilt added to one utterance changes nothing."""
+    model = make_model(utterance_cmn=True)
+    x = torch.randn(1, 60, 80)
+    tilt = torch.linspace(-3, 3, 80)  # per-bin offset, like a different microphone or voice
+    a, _ = model(x, torch.tensor([60]))
+    b, _ = model(x + tilt, torch.tensor([60]))
+    assert torch.allclose(a, b, atol=1e-4)
+    c, _ = make_model(utterance_cmn=False)(x + tilt, torch.tensor([60]))
+    assert not torch.allclose(a, c, atol=1e-2)
