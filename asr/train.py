@@ -7,6 +7,7 @@ at the same epoch and batch, with the same batch order, optimizer and RNG state.
 
 from __future__ import annotations
 
+import gc
 import math
 import shutil
 import signal
@@ -21,7 +22,7 @@ from tqdm import tqdm
 from asr import dist
 from asr.checkpoint import build_model, keep_epoch_checkpoint, load_checkpoint, model_state, save_checkpoint
 from asr.config import TrainConfig, to_dataclass
-from asr.data import BucketBatchSampler, UtteranceDataset, collate, filter_by_duration
+from asr.data import Batch, BucketBatchSampler, UtteranceDataset, collate, filter_by_duration
 from asr.decode import GreedyDecoder
 from asr.errors import UserError
 from asr.evaluate import evaluate
@@ -146,11 +147,12 @@ def train(cfg) -> Path:
                 if loss is None:
                     state["skipped"] += 1
                     state["bad_steps"] += 1
-                    print(f"warning: non-finite loss at step {state['step'] + 1} (batch {batch.ids[0]}...), "
+                    print(f"warning: {gnorm} at step {state['step'] + 1} (batch {batch.ids[0]}...), "
                           f"batch skipped ({state['skipped']} so far)", file=sys.stderr)
                     if state["bad_steps"] >= cfg.optim.max_bad_steps:
-                        raise UserError(f"{state['bad_steps']} consecutive non-finite losses at step {state['step']}: "
-                                        f"training diverged; lower optim.lr or check the data")
+                        raise UserError(f"{state['bad_steps']} batches skipped in a row at step {state['step']} "
+                                        f"(last: {gnorm}): training diverged or does not fit; lower optim.lr or "
+                                        f"data.max_frames, or check the data")
                     continue
                 state["bad_steps"] = 0
                 state["step"] += 1
@@ -188,29 +190,104 @@ def train(cfg) -> Path:
 
 
 def _step(model, opt, batch, device, amp, lr: float, clip: float):
-    """One optimizer step; returns (loss, grad norm, lr), or (None, None, lr) for a skipped non-finite batch."""
+    """One optimizer step; returns (loss, grad norm, lr), or (None, why, lr) for a skipped batch.
+
+    A batch is skipped when its loss or gradient is not finite (on any rank), and when it
+    runs out of accelerator memory even split down to single utterances.
+    """
     for group in opt.param_groups:
         group["lr"] = lr
-    batch = batch.to(device)
+    opt.zero_grad(set_to_none=True)
+    try:
+        total, n_global = _forward_backward(model, batch.to(device), device, amp)
+    except torch.OutOfMemoryError:
+        if dist.world_size() > 1:  # the other ranks wait in a collective: no split can be agreed on
+            raise UserError(f"out of memory on a batch of {_describe(batch)} on rank {dist.rank()}; "
+                            f"lower data.max_frames") from None
+        opt.zero_grad(set_to_none=True)
+        _free_memory(device)
+        print(f"warning: out of memory on a batch of {_describe(batch)}; splitting it in two", file=sys.stderr)
+        total, n_global = _split_forward_backward(model, batch, device, amp)
+        if total == "oom":
+            opt.zero_grad(set_to_none=True)
+            return None, "out of memory", lr
+    if total is None:
+        opt.zero_grad(set_to_none=True)
+        return None, "non-finite loss", lr  # never update the model with a NaN/inf batch (on any rank)
+    gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    if not torch.isfinite(gnorm):
+        opt.zero_grad(set_to_none=True)
+        return None, "non-finite gradient", lr
+    opt.step()
+    return total / n_global, gnorm.item(), lr
+
+
+def _forward_backward(model, batch, device, amp, n_global: int | None = None):
+    """CTC loss of a batch and its gradient (added to .grad); returns (summed loss, utterances in the global batch).
+
+    The summed loss is None when it is not finite on some rank; nothing is backpropagated then.
+    ``n_global`` is the global batch size when ``batch`` is a piece of it (single process only).
+    """
     with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
         log_probs, out_lengths = model(batch.features, batch.feature_lengths.to(device))
     # CTC wants (T, B, V); the loss is summed over tokens and averaged over the global batch's
     # utterances. DDP averages gradients over ranks, hence the factor world: sum_all / n_all.
     loss_sum = torch.nn.functional.ctc_loss(log_probs.transpose(0, 1), batch.targets, out_lengths,
                                             batch.target_lengths, blank=0, reduction="sum")
-    n_global, n_finite, total = dist.all_sum([len(batch.ids), float(torch.isfinite(loss_sum)), loss_sum.item()],
-                                             device)
-    opt.zero_grad(set_to_none=True)
+    n, n_finite, total = dist.all_sum([len(batch.ids), float(torch.isfinite(loss_sum)), loss_sum.item()], device)
     if n_finite < dist.world_size():
-        return None, None, lr  # never update the model with a NaN/inf batch (on any rank)
-    (loss_sum * dist.world_size() / n_global).backward()
-    loss = total / n_global
-    gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-    if not torch.isfinite(gnorm):
-        opt.zero_grad(set_to_none=True)
-        return None, None, lr
-    opt.step()
-    return loss, gnorm.item(), lr
+        return None, n
+    (loss_sum * dist.world_size() / (n_global or n)).backward()
+    return total, n_global or n
+
+
+def _split_forward_backward(model, batch, device, amp):
+    """The batch's gradient accumulated over pieces small enough to fit.
+
+    Returns (summed loss, n), (None, n) for a non-finite loss, ("oom", n) when even one utterance does not fit.
+    """
+    n_global = len(batch.ids)
+    pieces, total = [batch], 0.0
+    while pieces:
+        piece = pieces.pop(0)
+        try:
+            loss, _ = _forward_backward(model, piece.to(device), device, amp, n_global)
+        except torch.OutOfMemoryError:
+            _free_memory(device)
+            if len(piece.ids) == 1:
+                print(f"warning: out of memory on the single utterance {piece.ids[0]} "
+                      f"({int(piece.feature_lengths[0])} frames): batch skipped; lower data.max_duration",
+                      file=sys.stderr)
+                return "oom", n_global
+            pieces = list(_halves(piece)) + pieces
+            continue
+        if loss is None:
+            return None, n_global
+        total += loss
+    return total, n_global
+
+
+def _halves(batch: Batch) -> tuple[Batch, Batch]:
+    """Split a batch by utterances into two, each padded only to its own longest utterance."""
+    h = len(batch.ids) // 2
+    cut = int(batch.target_lengths[:h].sum())
+    out = []
+    for sl, tsl in ((slice(0, h), slice(0, cut)), (slice(h, None), slice(cut, None))):
+        lengths = batch.feature_lengths[sl]
+        out.append(Batch(batch.features[sl, : int(lengths.max())], lengths, batch.targets[tsl],
+                         batch.target_lengths[sl], batch.ids[sl], batch.texts[sl]))
+    return out[0], out[1]
+
+
+def _describe(batch: Batch) -> str:
+    return (f"{len(batch.ids)} utterances, {tuple(batch.features.shape)} padded features "
+            f"(longest {int(batch.feature_lengths.max())} frames, first id {batch.ids[0]})")
+
+
+def _free_memory(device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
 
 
 class _StopFlag:

@@ -49,8 +49,68 @@ def test_nan_loss_batches_are_skipped_and_counted(digit_manifests, tmp_path, mon
 
 def test_many_nan_losses_stop_the_run(digit_manifests, tmp_path, monkeypatch):
     poison(monkeypatch, bad_calls=set(range(1, 1000)))
-    with pytest.raises(UserError, match="3 consecutive non-finite losses"):
+    with pytest.raises(UserError, match="3 batches skipped in a row"):
         train(compose(tiny_overrides(tmp_path / "run", *digit_manifests, epochs=1) + ["optim.max_bad_steps=3"]))
+
+
+def _oom_setup(monkeypatch, max_cells):
+    """A small model whose forward raises OutOfMemoryError above max_cells padded (utterance x frame) cells."""
+    from asr.config import FeatureConfig, ModelConfig, SpecAugmentConfig
+    from asr.data import Batch
+    from asr.model import BiLSTMCTC
+
+    torch.manual_seed(0)
+    model = BiLSTMCTC(ModelConfig(conv_channels=4, hidden=16, layers=1, dropout=0.0), FeatureConfig(),
+                      SpecAugmentConfig(freq_masks=0, time_masks=0), vocab_size=29).train()
+    lengths = torch.tensor([120, 100, 90, 60, 40])
+    targets = [torch.randint(1, 29, (n // 8,)) for n in lengths.tolist()]
+    batch = Batch(torch.randn(5, 120, 80) * (torch.arange(120) < lengths[:, None])[..., None], lengths,
+                  torch.cat(targets), torch.tensor([len(t) for t in targets]), [f"u{i}" for i in range(5)], [""] * 5)
+    real = BiLSTMCTC.forward
+
+    def forward(self, feats, lens):
+        if feats.shape[0] * feats.shape[1] > max_cells:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(self, feats, lens)
+
+    return model, batch, lambda: monkeypatch.setattr(BiLSTMCTC, "forward", forward)
+
+
+def _grads_after_step(model, batch):
+    opt = torch.optim.AdamW(model.parameters(), lr=0.0)  # lr 0: the step leaves the weights, .grad stays
+    out = asr.train._step(model, opt, batch, torch.device("cpu"), None, 0.0, 1e9)
+    return out, [p.grad.clone() for p in model.parameters()]
+
+
+def test_out_of_memory_batch_is_split_with_the_same_gradient(monkeypatch, capsys):
+    model, batch, patch = _oom_setup(monkeypatch, max_cells=250)  # whole batch: 600 cells; 2-3 utterances fit
+    (loss, gnorm, _), grads = _grads_after_step(model, batch)
+    patch()
+    (loss_split, gnorm_split, _), grads_split = _grads_after_step(model, batch)
+    assert "out of memory on a batch of 5 utterances" in capsys.readouterr().err
+    assert loss_split == pytest.approx(loss, rel=1e-5)
+    assert gnorm_split == pytest.approx(gnorm, rel=1e-4)
+    for g, gs in zip(grads, grads_split):
+        assert torch.allclose(g, gs, atol=1e-6, rtol=1e-4)
+
+
+def test_out_of_memory_on_one_utterance_skips_the_batch(monkeypatch, capsys):
+    model, batch, patch = _oom_setup(monkeypatch, max_cells=100)  # the 120-frame utterance never fits
+    patch()
+    before = [p.detach().clone() for p in model.parameters()]
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    loss, why, _ = asr.train._step(model, opt, batch, torch.device("cpu"), None, 1e-2, 5.0)
+    assert loss is None and why == "out of memory"
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    assert "single utterance u0 (120 frames)" in capsys.readouterr().err
+
+
+def test_out_of_memory_under_ddp_is_a_clear_error(monkeypatch):
+    model, batch, patch = _oom_setup(monkeypatch, max_cells=0)
+    patch()
+    monkeypatch.setattr(asr.train.dist, "world_size", lambda: 2)
+    with pytest.raises(UserError, match="out of memory on a batch of 5 utterances.*lower data.max_frames"):
+        asr.train._step(model, torch.optim.AdamW(model.parameters()), batch, torch.device("cpu"), None, 1e-3, 5.0)
 
 
 def test_missing_manifest_named_before_work(tmp_path):
