@@ -32,6 +32,7 @@ class SpecAugmentConfig:
     time_masks: int = 2  # time masks per utterance
     time_width: int = 25  # widest time mask, frames (10 ms each)
     time_ratio: float = 0.1  # widest time mask as a fraction of the utterance
+    freq_warp: float = 0.0  # widest frequency-axis warp per utterance (VTLP-like), relative: 0.15 = x0.85..x1.15; 0 = off
 
 
 @dataclass
@@ -41,6 +42,7 @@ class ModelConfig:
     layers: int = 3  # bidirectional LSTM layers
     dropout: float = 0.1  # dropout between LSTM layers and before the output layer, probability
     rnn_impl: str = "auto"  # packed (cuDNN-friendly) | flip (padded, 2x faster on CPU) | auto: packed on GPU
+    utterance_cmn: bool = False  # subtract each utterance's per-bin mean (valid frames) after global normalization
 
 
 @dataclass

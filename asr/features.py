@@ -99,9 +99,28 @@ class SpecAugment(nn.Module):
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return feats
+        if self.cfg.freq_warp > 0:
+            feats = freq_warp(feats, self.cfg.freq_warp)
         x = feats.transpose(1, 2).unsqueeze(1)  # (B, T, F) -> (B, 1, F, T), the layout torchaudio masks
         for _ in range(self.cfg.freq_masks):
             x = self.freq(x)
         for _ in range(self.cfg.time_masks):
             x = self.time(x)
         return x.squeeze(1).transpose(1, 2)  # (B, 1, F, T) -> (B, T, F)
+
+
+def freq_warp(feats: torch.Tensor, max_warp: float) -> torch.Tensor:
+    """Stretch or squeeze the mel axis of each utterance by a random factor in [1 - max_warp, 1 + max_warp].
+
+    A cheap stand-in for vocal tract length perturbation (VTLP): output bin f reads the
+    input at f * factor (linear interpolation, clamped at the top bin), which moves the
+    formants of a voice up or down as a shorter or longer vocal tract would.
+    """
+    b, t, f = feats.shape
+    factor = 1 + (torch.rand(b, 1, device=feats.device) * 2 - 1) * max_warp  # (B, 1)
+    src = (torch.arange(f, device=feats.device, dtype=torch.float32) * factor).clamp(max=f - 1)  # (B, F)
+    lo = src.floor().long()
+    hi = (lo + 1).clamp(max=f - 1)
+    frac = (src - lo).to(feats.dtype).unsqueeze(1)  # (B, 1, F), broadcast over time
+    lo, hi = (i.unsqueeze(1).expand(b, t, f) for i in (lo, hi))  # (B, F) -> (B, T, F) gather indices
+    return feats.gather(2, lo) * (1 - frac) + feats.gather(2, hi) * frac

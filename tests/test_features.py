@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from asr.config import FeatureConfig, SpecAugmentConfig
-from asr.features import LogMel, RunningStats, SpecAugment
+from asr.features import LogMel, RunningStats, SpecAugment, freq_warp
 
 
 @pytest.mark.parametrize("n", [160, 161, 16000, 23456])
@@ -56,3 +56,24 @@ def test_specaugment_only_in_training():
     masked = (y == 0).float().mean().item()
     assert 0 < masked < 0.6
     assert not torch.equal((y[0] == 0), (y[1] == 0))  # a different mask per utterance
+
+
+def test_freq_warp_scales_the_mel_axis():
+    """A ramp over the mel bins comes out as a ramp with slope in [1 - w, 1 + w], one slope per utterance."""
+    torch.manual_seed(0)
+    ramp = torch.arange(80, dtype=torch.float32).expand(16, 30, 80)  # feature value = bin index
+    y = freq_warp(ramp, 0.2)
+    assert y.shape == ramp.shape
+    slopes = y[:, :, 1] - y[:, :, 0]  # (B, T): bin 1 reads the input at `factor`
+    assert torch.allclose(slopes, slopes[:, :1].expand_as(slopes))  # same warp over all frames
+    assert ((slopes >= 0.8 - 1e-5) & (slopes <= 1.2 + 1e-5)).all()
+    assert slopes.std() > 0.05  # a different warp per utterance
+    assert y.max() <= 79 + 1e-5  # clamped at the top bin, never reads past it
+    assert torch.equal(freq_warp(ramp, 0.0), ramp)
+
+
+def test_specaugment_warp_only_in_training():
+    sa = SpecAugment(SpecAugmentConfig(freq_masks=0, time_masks=0, freq_warp=0.2))
+    x = torch.randn(2, 50, 80)
+    assert torch.equal(sa.eval()(x), x)
+    assert not torch.equal(sa.train()(x), x)
