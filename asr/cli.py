@@ -110,10 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--plot", type=Path, default=None, metavar="PNG",
                    help="one file only: also draw its spectrogram, CTC posteriors and aligned words to PNG")
     g = s.add_argument_group("long audio (asr/longform.py)")
-    g.add_argument("--window", type=float, default=None, help="seconds the model sees at once (default 30)")
+    g.add_argument("--window", type=float, default=None, help="seconds the model sees at once (default 60)")
     g.add_argument("--context", type=float, default=None,
                    help="seconds discarded at each inner window edge, overlapping the neighbour (default 5)")
-    g.add_argument("--long-above", type=float, default=None, help="use windows above this duration (default 40 s)")
+    g.add_argument("--long-above", type=float, default=None, help="use windows above this duration (default 70 s)")
     _decoder_args(s)
     s.set_defaults(func=cmd_transcribe)
 
