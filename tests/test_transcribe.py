@@ -233,6 +233,42 @@ def test_long_file_read_in_window_sized_blocks(rec, tmp_path, monkeypatch):
     assert len(reads) >= 25 / 3 and 0 < max(reads) <= window
 
 
+def test_an_hour_of_audio_in_windows(tiny_model, tmp_path, monkeypatch):
+    """One hour (8 kHz WAV, written block by block): every 40 ms frame decoded once, in 60 s windows."""
+    path, rate, block = tmp_path / "hour.wav", 8000, 8000 * 60
+    rng = np.random.default_rng(0)
+    with sf.SoundFile(path, "w", rate, 1, "PCM_16") as f:
+        for _ in range(60):  # a minute at a time
+            f.write(0.1 * rng.standard_normal(block).astype(np.float32))
+    rec = Recognizer(tiny_model)  # the default long-form settings
+    before = asr.longform.windowed_log_probs
+    windows = []
+
+    def counting(*args, **kw):
+        out = before(*args, **kw)
+        windows.append(out.shape)
+        return out
+
+    monkeypatch.setattr(asr.transcribe, "windowed_log_probs", counting)
+    monkeypatch.setattr(asr.transcribe, "load_audio", None)  # never read whole
+    t = rec.transcribe(path, keep_log_probs=True, words=False)
+    assert windows, "an hour must go through windows"
+    assert t.duration == pytest.approx(3600.0)
+    n_feature_frames = 1 + 3600 * 16000 // 160  # centered 10 ms frames of the resampled hour: 360001
+    assert t.log_probs.shape[0] == -(-n_feature_frames // 4) == 90001  # 40 ms frames, none lost or doubled
+    assert torch.isfinite(t.log_probs).all()
+
+
+@pytest.mark.parametrize("seconds", [0.05, 0.01])
+def test_very_short_files_transcribe(tiny_model, tmp_path, capsys, seconds):
+    """50 ms (5 feature frames, 2 output frames) and 10 ms (one frame) work and print one line."""
+    path = tmp_path / "short.wav"
+    sf.write(path, 0.1 * np.random.default_rng(0).standard_normal(int(16000 * seconds)), 16000)
+    assert main(["transcribe", "--model", str(tiny_model), str(path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 1 and out[0].startswith(f"{path}\t")
+
+
 # ---------------------------------------------------------------------------------------------- the CLI
 
 
