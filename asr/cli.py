@@ -185,11 +185,13 @@ def _decoder_args(s: argparse.ArgumentParser) -> None:
     b.add_argument("--word-score", type=float, default=None, help="bonus per word")
     b.add_argument("--beam-size", type=int, default=None, help="hypotheses kept per frame")
     b.add_argument("--lexicon", type=Path, default=None, help="restrict output to these words (word c h a r s |)")
+    b.add_argument("--lexicon-free", action="store_true", default=None,
+                   help="with --lm and no --lexicon: let any spelling through (default: only the LM's words)")
     b.add_argument("--hotword", action="append", default=None, help="word to favour (repeatable)")
 
 
 _BEAM_FLAGS = {"lm": "lm", "lm_weight": "lm_weight", "word_score": "word_score", "beam_size": "beam_size",
-               "lexicon": "lexicon", "hotword": "hotwords"}  # argparse dest -> DecoderConfig field
+               "lexicon": "lexicon", "lexicon_free": "lexicon_free", "hotword": "hotwords"}  # argparse dest -> DecoderConfig field
 
 
 def _decoder_config(args):

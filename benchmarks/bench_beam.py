@@ -177,7 +177,8 @@ def _compare(items, refs, what: str, beam: int, arpa: Path, lexicon: Path, their
 
     def ours(lm: Path | None, lex: Path | None, **kw):
         cfg = DecoderConfig(type="beam", beam_size=beam, lm=str(lm) if lm else None, lexicon=str(lex) if lex else None,
-                            lm_weight=ALPHA * math.log(10) if lm else 1.0, word_score=BETA if lm else 0.0, **kw)
+                            lm_weight=ALPHA * math.log(10) if lm else 1.0, word_score=BETA if lm else 0.0,
+                            lexicon_free=lex is None, **kw)
         dec = BeamDecoder(cfg, tok)
         return lambda x: dec.decode(x.unsqueeze(0), torch.tensor([x.shape[0]]))[0].text
 

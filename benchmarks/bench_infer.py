@@ -139,7 +139,7 @@ def run(ctx: Context) -> dict:
     beam = 8 if ctx.quick else 50  # conf/decoder/beam.yaml: 50
     decoders = {"greedy": {"type": "greedy"},
                 "beam+LM lexicon": {"type": "beam", "beam_size": beam, "lm": str(arpa), "lexicon": str(lexicon)},
-                "beam+LM lexicon-free": {"type": "beam", "beam_size": beam, "lm": str(arpa)}}
+                "beam+LM lexicon-free": {"type": "beam", "beam_size": beam, "lm": str(arpa), "lexicon_free": True}}
     thread_counts = (1,) if ctx.quick else (1, 2)
     if ctx.quick:  # beam search on the short set only: seconds saved, the long-form path runs with greedy
         for name in ("beam+LM lexicon", "beam+LM lexicon-free"):

@@ -80,13 +80,19 @@ def test_lm_prefers_a_word_over_an_acoustically_better_non_word(lm):
     lp = emissions("the street", {8: {"a": 0.55, "e": 0.45}})  # "streat" is slightly more likely
     assert decode(GreedyDecoder(TOK), lp).text == "the streat"
     assert decode(beam(), lp).text == "the streat"  # no LM: the acoustics decide
-    assert decode(beam(lm=str(lm)), lp).text == "the street"
-    assert decode(beam(lm=str(lm), lm_weight=0.0), lp).text == "the streat"
+    for free in (True, False):
+        assert decode(beam(lm=str(lm), lexicon_free=free), lp).text == "the street"
+    assert decode(beam(lm=str(lm), lm_weight=0.0, lexicon_free=True), lp).text == "the streat"
+    # by default an LM brings a lexicon of its words: "streat" cannot come out even at LM weight 0
+    assert decode(beam(lm=str(lm), lm_weight=0.0), lp).text == "the street"
 
 
 def test_out_of_vocabulary_words_survive_lexicon_free_decoding(lm):
     lp = emissions("the zorblat was long")
-    assert decode(beam(lm=str(lm)), lp).text == "the zorblat was long"
+    assert decode(beam(lm=str(lm), lexicon_free=True), lp).text == "the zorblat was long"
+    closed = decode(beam(lm=str(lm)), lp).text.split()  # the default: only the LM's words
+    assert "zorblat" not in closed and set(closed) <= set(LM_TEXT.split())
+    assert decode(beam(lm=str(lm), hotwords=["zorblat"]), lp).text == "the zorblat was long"  # hotwords join it
 
 
 def test_lexicon_restricts_output_to_lexicon_words(lm, tmp_path):
@@ -107,10 +113,11 @@ def test_lexicon_and_lexicon_free_give_the_same_lm_score(lm, tmp_path):
     lexicon = tmp_path / "lexicon.txt"
     write_lexicon(LM_TEXT.split(), lexicon)
     lp = emissions("the cat sat on the mat")
-    free, lex = decode(beam(lm=str(lm), word_score=0.5), lp), decode(beam(lm=str(lm), word_score=0.5,
-                                                                            lexicon=str(lexicon)), lp)
-    assert free.text == lex.text == "the cat sat on the mat"
-    assert free.score == pytest.approx(lex.score, abs=1e-3)
+    free = decode(beam(lm=str(lm), word_score=0.5, lexicon_free=True), lp)
+    lex = decode(beam(lm=str(lm), word_score=0.5, lexicon=str(lexicon)), lp)
+    auto = decode(beam(lm=str(lm), word_score=0.5), lp)  # the lexicon of the LM's words
+    assert free.text == lex.text == auto.text == "the cat sat on the mat"
+    assert free.score == pytest.approx(lex.score, abs=1e-3) and auto.score == pytest.approx(lex.score, abs=1e-3)
 
 
 def test_write_lexicon_format(tmp_path):
@@ -138,9 +145,11 @@ def test_nbest_distinct_and_sorted():
 
 
 def test_reweighted_shares_the_loaded_lm(lm):
-    d = beam(lm=str(lm))
+    d = beam(lm=str(lm), lexicon_free=True)
     d2 = d.reweighted(lm_weight=0.0, word_score=1.0)
     assert d2._loaded["kenlm"] is d._loaded["kenlm"] and d2.cfg.lm_weight == 0.0
+    closed = beam(lm=str(lm))
+    assert closed.reweighted(lm_weight=0.5).lexicon == closed.lexicon  # the LM's lexicon is written once
     lp = emissions("the street", {8: {"a": 0.55, "e": 0.45}})
     assert decode(d2, lp).text == "the streat"
     with pytest.raises(ValueError):

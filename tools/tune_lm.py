@@ -43,7 +43,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--model", required=True, type=Path, help="checkpoint, e.g. runs/demo/best.pt")
     p.add_argument("--manifest", required=True, type=Path, help="dev JSONL manifest (not the test set)")
     p.add_argument("--lm", required=True, type=Path, help="KenLM ARPA or binary (asr lm build)")
-    p.add_argument("--lexicon", type=Path, default=None, help="lexicon for closed-vocabulary search")
+    p.add_argument("--lexicon", type=Path, default=None,
+                   help="lexicon for closed-vocabulary search (default: a lexicon of the LM's words)")
+    p.add_argument("--lexicon-free", action="store_true", help="open-vocabulary search: any spelling can come out")
     p.add_argument("--out", type=Path, default=Path("conf/decoder/beam_tuned.yaml"), help="decoder YAML to write")
     p.add_argument("--lm-weights", default=DEFAULT_LM_WEIGHTS, help=f"comma-separated (default {DEFAULT_LM_WEIGHTS})")
     p.add_argument("--word-scores", default=DEFAULT_WORD_SCORES, help=f"comma-separated (default {DEFAULT_WORD_SCORES})")
@@ -137,15 +139,16 @@ def main(argv=None) -> int:
     ds = UtteranceDataset(utts, LogMel(train_cfg.features), tok)
     log_probs = utterance_log_probs(model, ds, device, progress=True)
     base = DecoderConfig(type="beam", beam_size=args.beam_size, beam_size_token=args.beam_size_token,
-                         lm=str(args.lm), lexicon=str(args.lexicon) if args.lexicon else None)
+                         lm=str(args.lm), lexicon=str(args.lexicon) if args.lexicon else None,
+                         lexicon_free=args.lexicon_free)
     trials = Trials(BeamDecoder(base, tok), ds, log_probs)
-    no_lm = trials(0.0, 0.0)  # the beam without LM: the baseline the LM must beat
+    no_lm = trials(0.0, 0.0)  # the beam without LM scores (with the lexicon, if any): the baseline the LM must beat
     (grid_search if args.search == "grid" else coordinate_search)(trials, weights, scores)
     w, s = trials.best()
     wer, cer = trials.results[(w, s)][:2]
     report = table(trials)
     print(report)
-    print(f"best: lm_weight {w} word_score {s}: WER {100 * wer:.2f} (no LM {100 * no_lm[0]:.2f}), "
+    print(f"best: lm_weight {w} word_score {s}: WER {100 * wer:.2f} (lm_weight 0: {100 * no_lm[0]:.2f}), "
           f"CER {100 * cer:.2f}")
     header = (f"Beam search tuned by tools/tune_lm.py on {args.manifest} ({len(ds)} utterances)\n"
               f"model {args.model}; WER {100 * wer:.2f} % (lm_weight 0: {100 * no_lm[0]:.2f} %)\n"
