@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+import math
 import os
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,7 @@ import torchaudio.functional as AF
 from asr.errors import UserError
 
 SUPPORTED = "WAV, FLAC, OGG/Vorbis, OGG/Opus, MP3 (anything libsndfile reads)"
+MAX_RESAMPLE_UNITS = 1000  # largest exact resampling period, samples; 44.1 kHz -> 16 kHz is 441 in, 160 out
 
 
 def load_audio(path: str | os.PathLike, sample_rate: int = 16000) -> torch.Tensor:
@@ -49,9 +52,27 @@ def to_mono_resampled(data: np.ndarray, rate: int, sample_rate: int = 16000, nam
     return wav
 
 
+def resample_units(orig: int, new: int) -> tuple[int, int]:
+    """One resampling period (input samples, output samples) for AF.resample: new/orig in lowest terms.
+
+    torchaudio's polyphase kernel has one filter per output sample of a period, each as long
+    as about one input period: an odd rate such as 44,101 Hz (period 44,101 in, 16,000 out)
+    took 106 s and 12 GB for 2 s of audio. Periods above MAX_RESAMPLE_UNITS are replaced by
+    the closest ratio with both sides at most that (a rate error below 1e-4, far below what
+    speech recognition notices: 44,101 -> 16,000 becomes 328 -> 119, 3.6e-6 off).
+    """
+    g = math.gcd(orig, new)
+    if max(orig, new) // g <= MAX_RESAMPLE_UNITS:
+        return orig // g, new // g
+    if new <= orig:
+        f = Fraction(new, orig).limit_denominator(MAX_RESAMPLE_UNITS)
+        return f.denominator, max(1, f.numerator)
+    f = Fraction(orig, new).limit_denominator(MAX_RESAMPLE_UNITS)
+    return max(1, f.numerator), f.denominator
+
+
 def _resample(wav: torch.Tensor, orig: int, new: int) -> torch.Tensor:
-    g = np.gcd(orig, new)
-    return AF.resample(wav, orig // g, new // g)
+    return AF.resample(wav, *resample_units(orig, new))
 
 
 @functools.lru_cache(maxsize=4096)

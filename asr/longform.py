@@ -32,7 +32,7 @@ import torch
 import torchaudio.functional as AF
 from tqdm import tqdm
 
-from asr.audio import SUPPORTED
+from asr.audio import SUPPORTED, resample_units
 from asr.errors import UserError
 from asr.features import LogMel
 from asr.model import SUBSAMPLING, conv_out_lengths
@@ -76,7 +76,7 @@ class FileSource:
     """A file read a block at a time, channels averaged, resampled block by block.
 
     Resampling works in periods of ``orig / g`` input samples = ``new / g`` output samples
-    (g = gcd of the rates); a block that starts on a period boundary resamples to exactly
+    (``asr.audio.resample_units``); a block that starts on a period boundary resamples to exactly
     the samples a whole-file resampling gives there, except within the sinc kernel's reach
     of the block's edges, so each block is read with a margin that is then cut off.
     """
@@ -88,8 +88,7 @@ class FileSource:
         except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
             raise UserError(f"{path}: cannot read audio ({e}); supported formats: {SUPPORTED}") from None
         self.orig, self.new = self.file.samplerate, sample_rate
-        g = math.gcd(self.orig, self.new)
-        self.unit_orig, self.unit_new = self.orig // g, self.new // g  # one resampling period, in and out
+        self.unit_orig, self.unit_new = resample_units(self.orig, self.new)  # one resampling period, in and out
         self.num_samples = -(-self.file.frames * self.unit_new // self.unit_orig)  # ceil, as AF.resample
         if self.file.frames == 0:
             raise UserError(f"{path}: the audio has no samples")

@@ -1,9 +1,12 @@
+import math
+import time
+
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
 
-from asr.audio import load_audio
+from asr.audio import MAX_RESAMPLE_UNITS, load_audio, resample_units
 from asr.errors import UserError
 
 
@@ -26,12 +29,26 @@ def test_any_format_to_16k_mono(tmp_path, rate, subtype, channels, fmt):
     assert 0.3 < wav.abs().max() < 0.6  # amplitude survives channel averaging and resampling
 
 
-def test_resampled_tone_keeps_its_frequency(tmp_path):
-    path = tmp_path / "t.flac"
-    sf.write(path, tone(44100, 1.0), 44100, subtype="PCM_24")
+@pytest.mark.parametrize("rate", [44100, 44101, 7919, 96001])
+def test_resampled_tone_keeps_its_frequency(tmp_path, rate):
+    """Odd rates too: 44,101 Hz once took 106 s and 12 GB of memory for 2 s (a 44,101-sample period)."""
+    path = tmp_path / ("t.flac" if rate == 44100 else "t.wav")  # FLAC takes odd rates only up to 65,535 Hz
+    sf.write(path, tone(rate, 1.0), rate, subtype="PCM_24")
+    t = time.perf_counter()
     wav = load_audio(path).numpy()
+    assert time.perf_counter() - t < 5
+    assert abs(len(wav) - 16000) <= 2
     peak_hz = np.argmax(np.abs(np.fft.rfft(wav))) * 16000 / len(wav)
     assert abs(peak_hz - 300) < 2
+
+
+@pytest.mark.parametrize("orig", [8000, 11025, 22050, 44100, 48000, 44101, 7919, 96001, 192000, 1000003])
+def test_resample_units_small_and_close(orig):
+    a, b = resample_units(orig, 16000)
+    assert a <= MAX_RESAMPLE_UNITS and b <= MAX_RESAMPLE_UNITS
+    assert abs(b / a / (16000 / orig) - 1) < 1e-4
+    if 16000 % math.gcd(orig, 16000) == 0 and max(orig, 16000) // math.gcd(orig, 16000) <= MAX_RESAMPLE_UNITS:
+        assert (a, b) == (orig // math.gcd(orig, 16000), 16000 // math.gcd(orig, 16000))  # exact when small
 
 
 @pytest.mark.parametrize("content, match", [
