@@ -62,6 +62,7 @@ def read_manifest(
     utts: list[Utterance] = []
     problems: list[str] = []
     seen: dict[str, int] = {}
+    dropped: dict[str, int] = {}  # characters normalization dropped -> first line
     with open(path, encoding="utf-8", errors="replace") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
@@ -78,6 +79,12 @@ def read_manifest(
                 continue
             seen[utt.id] = lineno
             utts.append(utt)
+            for ch in normalize_text(utt.text).dropped:
+                dropped.setdefault(ch, lineno)
+    if dropped and not quiet:
+        shown = ", ".join(f"{ch!r} (line {n})" for ch, n in list(dropped.items())[:10])
+        print(f"warning: {path}: transcripts have characters outside the token set (a-z, apostrophe, space), "
+              f"dropped from the targets: {shown}{' ...' if len(dropped) > 10 else ''}", file=sys.stderr)
     if problems and not quiet:
         print(f"warning: {path}: skipped {len(problems)} bad line(s) of {len(problems) + len(utts)}", file=sys.stderr)
         ManifestProblems(problems).report()

@@ -4,7 +4,7 @@
 decoding, word alignment), with 1 and 2 threads, for greedy decoding and beam search with a
 3-gram LM (``asr.lm.build_lm``) in lexicon mode and lexicon-free, on the LibriSpeech sample files
 and on a 10-minute file (the sample files looped, or speech-like noise when the sample is absent;
-above 40 s the Recognizer reads it in 30 s windows with 5 s of context each side). Each
+above 70 s the Recognizer reads it in 60 s windows with 5 s of context each side). Each
 configuration runs in its own process, whose peak resident memory is reported (VmHWM: ``ru_maxrss``
 survives ``execve`` on Linux and would report the parent's peak).
 
@@ -147,10 +147,10 @@ def run(ctx: Context) -> dict:
     log(f"  model: {what}")
     # one process per configuration, for its own peak memory; --quick puts all decoders in one process
     groups = [{k: v} for k, v in decoders.items()] if not ctx.quick else [decoders]
-    # and where greedy's time goes, 1 thread: without word alignment; long-form windows of 60 s (5 s context)
-    # instead of 30 s (5 s): 1.2x instead of 1.5x the model's work on long files
+    # and where greedy's time goes, 1 thread: without word alignment; the former long-form windows of 30 s
+    # (5 s context) instead of 60 s: 1.5x instead of 1.2x the model's work on long files
     extras = {"greedy, words=False": {"type": "greedy", "words": False},
-              "greedy, long-form 60 s windows": {"type": "greedy", "longform": {"window_s": 60.0, "context_s": 5.0,
+              "greedy, long-form 30 s windows": {"type": "greedy", "longform": {"window_s": 30.0, "context_s": 5.0,
                                                                               "threshold_s": 40.0}}}
     runs = [(n, g) for n in thread_counts for g in groups]
     runs += [] if ctx.quick else [(1, {k: v}) for k, v in extras.items()]

@@ -1,4 +1,5 @@
 import math
+import struct
 import time
 
 import numpy as np
@@ -63,6 +64,28 @@ def test_unreadable_files_name_the_file(tmp_path, content, match):
     assert "bad.wav" in str(e.value)
 
 
+def _wav_with_format_tag(tag: int) -> bytes:
+    """A RIFF/WAVE file whose fmt chunk names codec ``tag`` (0x0055: MPEG layer 3 inside WAV)."""
+    fmt = struct.pack("<HHIIHH", tag, 1, 16000, 2000, 1, 0)
+    data = bytes(1000)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def test_truncated_flac_and_unsupported_codecs(tmp_path):
+    flac = tmp_path / "cut.flac"
+    sf.write(flac, tone(16000, 1.0), 16000)
+    flac.write_bytes(flac.read_bytes()[: flac.stat().st_size // 2])  # a download cut in the middle
+    cases = {flac: "cut.flac: cannot read audio",
+             tmp_path / "mp3.wav": "mp3.wav: cannot read audio",
+             tmp_path / "a.m4a": "a.m4a: cannot read audio .*supported formats"}
+    (tmp_path / "mp3.wav").write_bytes(_wav_with_format_tag(0x0055))
+    (tmp_path / "a.m4a").write_bytes(b"\x00\x00\x00\x20ftypM4A \x00\x00\x00\x00M4A mp42isom" + bytes(500))  # AAC
+    for path, match in cases.items():
+        with pytest.raises(UserError, match=match):
+            load_audio(path)
+
+
 def test_missing_empty_and_nonfinite(tmp_path):
     with pytest.raises(UserError, match="no such audio file"):
         load_audio(tmp_path / "nope.wav")
@@ -75,6 +98,10 @@ def test_missing_empty_and_nonfinite(tmp_path):
     x[10] = np.nan
     sf.write(nan, x, 16000, subtype="FLOAT")
     with pytest.raises(UserError, match="NaN"):
+        load_audio(nan)
+    x[10] = -np.inf
+    sf.write(nan, x, 16000, subtype="FLOAT")
+    with pytest.raises(UserError, match="nan.wav: the audio contains NaN or infinite samples"):
         load_audio(nan)
 
 

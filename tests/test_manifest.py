@@ -41,6 +41,23 @@ def test_bad_lines_reported_with_file_and_line(tmp_path, capsys):
         read_manifest(path, strict=True)
 
 
+def test_non_ascii_and_out_of_token_set_transcripts(tmp_path, capsys):
+    audio = tmp_path / "a.wav"
+    audio.write_bytes(b"x")
+    lines = [{"id": "u1", "text": "Café NAÏVE"},  # accents fold: kept whole, nothing reported
+             {"id": "u2", "text": "route 66 #1"},  # digits and symbols: dropped and named
+             {"id": "u3", "text": "日本語"}]  # nothing left: a bad line
+    path = tmp_path / "m.jsonl"
+    path.write_text("".join(json.dumps({**d, "audio": str(audio), "duration": 1.0}) + "\n" for d in lines))
+    utts = read_manifest(path)
+    assert [u.id for u in utts] == ["u1", "u2"]
+    err = capsys.readouterr().err
+    assert "'6' (line 2), '#' (line 2), '1' (line 2)" in err and "'é'" not in err
+    assert "m.jsonl:3: empty transcript" in err
+    with pytest.raises(UserError, match="m.jsonl:3: empty transcript"):
+        read_manifest(path, strict=True)
+
+
 def test_missing_manifest(tmp_path):
     with pytest.raises(UserError, match="no such manifest"):
         read_manifest(tmp_path / "nope.jsonl")

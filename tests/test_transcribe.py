@@ -259,11 +259,11 @@ def test_an_hour_of_audio_in_windows(tiny_model, tmp_path, monkeypatch):
     assert torch.isfinite(t.log_probs).all()
 
 
-@pytest.mark.parametrize("seconds", [0.05, 0.01])
-def test_very_short_files_transcribe(tiny_model, tmp_path, capsys, seconds):
-    """50 ms (5 feature frames, 2 output frames) and 10 ms (one frame) work and print one line."""
+@pytest.mark.parametrize("seconds, level", [(0.05, 0.1), (0.01, 0.1), (3.0, 0.0)], ids=["50ms", "10ms", "silence"])
+def test_very_short_and_silent_files_transcribe(tiny_model, tmp_path, capsys, seconds, level):
+    """50 ms (5 feature frames, 2 output frames), 10 ms (one frame) and 3 s of digital silence work."""
     path = tmp_path / "short.wav"
-    sf.write(path, 0.1 * np.random.default_rng(0).standard_normal(int(16000 * seconds)), 16000)
+    sf.write(path, level * np.random.default_rng(0).standard_normal(int(16000 * seconds)), 16000)
     assert main(["transcribe", "--model", str(tiny_model), str(path)]) == 0
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 1 and out[0].startswith(f"{path}\t")
