@@ -43,6 +43,7 @@ class ModelConfig:
     dropout: float = 0.1  # dropout between LSTM layers and before the output layer, probability
     rnn_impl: str = "auto"  # packed (cuDNN-friendly) | flip (padded, 2x faster on CPU) | auto: packed on GPU
     utterance_cmn: bool = False  # subtract each utterance's per-bin mean (valid frames) after global normalization
+    forget_bias: float = 0.0  # initial LSTM forget-gate bias (bias_ih + bias_hh); 1.0 is the classic choice
 
 
 @dataclass

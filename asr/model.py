@@ -61,6 +61,11 @@ class BiLSTMCTC(nn.Module):
         )
         self.dropout = nn.Dropout(cfg.dropout)
         self.out = nn.Linear(2 * cfg.hidden, vocab_size)
+        if cfg.forget_bias:
+            with torch.no_grad():
+                for name, p in self.lstm.named_parameters():
+                    if name.startswith("bias_"):  # gates stacked (input, forget, cell, output): (4H,)
+                        p[cfg.hidden: 2 * cfg.hidden] = cfg.forget_bias / 2  # ih + hh add up to forget_bias
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, T, n_mels) log-mel, (B,) frame counts -> (B, T', V) log-probs, (B,) output frame counts."""

@@ -116,3 +116,13 @@ def test_utterance_cmn_removes_a_constant_per_bin_offset():
     assert torch.allclose(a, b, atol=1e-4)
     c, _ = make_model(utterance_cmn=False)(x + tilt, torch.tensor([60]))
     assert not torch.allclose(a, c, atol=1e-2)
+
+
+def test_forget_bias_initialization():
+    model = make_model(forget_bias=1.0)
+    h = model.cfg.hidden
+    for layer in range(model.cfg.layers):
+        for suffix in ("", "_reverse"):
+            total = getattr(model.lstm, f"bias_ih_l{layer}{suffix}") + getattr(model.lstm, f"bias_hh_l{layer}{suffix}")
+            assert torch.allclose(total[h: 2 * h], torch.ones(h))
+            assert not torch.allclose(total[:h], torch.ones(h))  # the other gates keep their random init
