@@ -87,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--manifest", required=True, type=Path, help="JSONL manifest")
     s.add_argument("--report", type=Path, default=None,
                    help="per-utterance JSONL report (default: next to the model, eval-MANIFEST.jsonl)")
+    s.add_argument("--threads", type=int, default=0,
+                   help="torch threads; 0: all cores (default; use 1 when other jobs share the machine)")
     _decoder_args(s)
     s.set_defaults(func=cmd_eval)
 
@@ -308,6 +310,8 @@ def cmd_eval(args, _extra) -> int:
     from asr.evaluate import evaluate, write_report
     from asr.features import LogMel
     from asr.manifest import read_manifest
+
+    _set_threads(args.threads)
 
     device = torch.device(args.device)
     model, tok, cfg = load_model(args.model, device)

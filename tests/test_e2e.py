@@ -111,6 +111,7 @@ def test_transcribe_real_and_generated_audio(tiny_model, librispeech_sample, fsd
     (["transcribe", "--model", "MODEL", "/no/such.wav"], "/no/such.wav: no such audio file"),
     (["transcribe", "--model", "/no/model.pt", "x.wav"], "/no/model.pt: no such checkpoint"),
     (["eval", "--model", "MODEL", "--manifest", "/no/m.jsonl"], "/no/m.jsonl: no such manifest"),
+    (["eval", "--threads", "-1", "--model", "MODEL", "--manifest", "/no/m.jsonl"], "--threads -1: use 0"),
     (["train", "model.hiden=3"], "hiden"),
 ])
 def test_user_errors_one_line_no_traceback(tiny_model, args, message):

@@ -45,9 +45,9 @@ fi
 
 if run_stage 4; then
   echo "stage 4: evaluate on the held-out speaker (greedy, then beam search restricted to the ten words)" >&2
-  asr eval --model "$run/best.pt" --manifest "$data/digits-test.jsonl" --report "$run/test-report.jsonl" \
+  asr eval --threads 1 --model "$run/best.pt" --manifest "$data/digits-test.jsonl" --report "$run/test-report.jsonl" \
     | tee "$run/test-results.txt"
-  asr eval --model "$run/best.pt" --manifest "$data/digits-test.jsonl" --report "$run/test-report-lexicon.jsonl" \
+  asr eval --threads 1 --model "$run/best.pt" --manifest "$data/digits-test.jsonl" --report "$run/test-report-lexicon.jsonl" \
     --lexicon "$data/lexicon.txt" | tee "$run/test-results-lexicon.txt"
 fi
 
