@@ -41,7 +41,8 @@ class ModelConfig:
     hidden: int = 256  # LSTM units per direction
     layers: int = 3  # bidirectional LSTM layers
     dropout: float = 0.1  # dropout between LSTM layers and before the output layer, probability
-    rnn_impl: str = "auto"  # packed (cuDNN-friendly) | flip (padded, 2x faster on CPU) | auto: packed on GPU
+    rnn_impl: str = "auto"  # packed (cuDNN) | flip (padded, 2x faster on CPU) | full (no padding only) | auto: packed
+    #                         on GPU, flip on CPU, full for an unpadded batch (one file or window)
     utterance_cmn: bool = False  # subtract each utterance's per-bin mean (valid frames) after global normalization
     forget_bias: float = 0.0  # initial LSTM forget-gate bias (bias_ih + bias_hh); 1.0 is the classic choice
 

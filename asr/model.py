@@ -77,7 +77,12 @@ class BiLSTMCTC(nn.Module):
         impl = self.cfg.rnn_impl
         if impl == "auto":
             impl = "packed" if x.is_cuda else "flip"
-        y = self._flip_lstm(x, out_lengths) if impl == "flip" else self._packed_lstm(x, out_lengths)
+            if not torch.jit.is_tracing() and bool((out_lengths == x.shape[1]).all()):
+                impl = "full"  # no padding (one file, one window): the plain bidirectional kernel, 5-10 % faster
+        if impl == "full":
+            y = self.lstm(x)[0]  # (B, T', 2H)
+        else:
+            y = self._flip_lstm(x, out_lengths) if impl == "flip" else self._packed_lstm(x, out_lengths)
         logits = self.out(self.dropout(y))  # (B, T', 2H) -> (B, T', V)
         return logits.float().log_softmax(-1), out_lengths
 

@@ -74,6 +74,18 @@ def test_greedy_decoding_hand_made():
     assert hyp.score == pytest.approx(-0.01 * len(ids))
 
 
+def test_unpadded_batch_takes_the_plain_kernel_with_the_same_output(monkeypatch):
+    model = make_model()
+    feats, lengths = torch.randn(2, 57, 80), torch.tensor([57, 57])
+    model.cfg.rnn_impl = "flip"
+    flip, _ = model(feats, lengths)
+    model.cfg.rnn_impl = "auto"
+    calls = []
+    monkeypatch.setattr(model, "_flip_lstm", lambda *a: calls.append(a))  # must not be used
+    auto, _ = model(feats, lengths)
+    assert not calls and torch.allclose(flip, auto, atol=1e-6)
+
+
 def test_flip_and_packed_lstm_agree():
     """The padded two-pass implementation equals cuDNN-style packed sequences, outputs and gradients."""
     model = make_model()
