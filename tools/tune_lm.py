@@ -51,7 +51,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--word-scores", default=DEFAULT_WORD_SCORES, help=f"comma-separated (default {DEFAULT_WORD_SCORES})")
     p.add_argument("--search", choices=["coordinate", "grid"], default="coordinate")
     p.add_argument("--beam-size", type=int, default=50, help="hypotheses kept per frame")
-    p.add_argument("--beam-size-token", type=int, default=None, help="tokens tried per frame (default: all)")
+    p.add_argument("--beam-size-token", type=int, default=8, help="tokens tried per frame (default 8; 0: all)")
     p.add_argument("--limit", type=int, default=None, help="use the first N utterances only (faster, noisier)")
     p.add_argument("--device", default="cpu", help="device for the model pass (decoding runs on the CPU)")
     return p.parse_args(argv)
@@ -138,7 +138,7 @@ def main(argv=None) -> int:
     utts = read_manifest(args.manifest)[: args.limit]
     ds = UtteranceDataset(utts, LogMel(train_cfg.features), tok)
     log_probs = utterance_log_probs(model, ds, device, progress=True)
-    base = DecoderConfig(type="beam", beam_size=args.beam_size, beam_size_token=args.beam_size_token,
+    base = DecoderConfig(type="beam", beam_size=args.beam_size, beam_size_token=args.beam_size_token or None,
                          lm=str(args.lm), lexicon=str(args.lexicon) if args.lexicon else None,
                          lexicon_free=args.lexicon_free)
     trials = Trials(BeamDecoder(base, tok), ds, log_probs)
