@@ -155,7 +155,7 @@ class _WordLM(_LMBase):
     flashlight's lexicon-free decoder treats its LM as a token LM. This adapter turns a
     word LM (KenLM, or none) into one: inside a word it returns the change of a look-ahead
     score (the best ``lm_weight * log10 p(w) + hotword bonus`` over vocabulary words starting
-    with the letters so far, or the <unk> probability when none does), and at the separator
+    with the letters so far, or the <unk> probability plus ``oov_score`` when none does), and at the separator
     it returns the word's real score minus the look-ahead already given, plus ``word_score``.
     The sum over a word is therefore exactly ``lm_weight * log10 p(word | history) + bonuses``;
     the look-ahead only keeps good partial words in the beam (flashlight's lexicon mode
@@ -168,7 +168,7 @@ class _WordLM(_LMBase):
     """
 
     def __init__(self, kenlm, vocab: list[str], tokens: list[str], sep: int, lm_weight: float,
-                 word_score: float, boosts: dict[str, float]):
+                 word_score: float, boosts: dict[str, float], oov_score: float = 0.0):
         _LMBase.__init__(self)
         self.kenlm = kenlm
         self.chars = tokens
@@ -178,8 +178,11 @@ class _WordLM(_LMBase):
         self.boosts = boosts
         self.index = {w: i for i, w in enumerate(vocab)}
         self.unk = self.index.get(UNK, -1)
-        # look-ahead of letters that start no known word: <unk>'s unigram score (0 without an LM)
-        self._unk_look = self._unigram(self.unk) if kenlm is not None else 0.0
+        # look-ahead of letters that start no known word: <unk>'s unigram score plus the OOV penalty
+        # (0 without an LM); an out-of-vocabulary hotword is not penalized
+        self.oov_score = oov_score if kenlm is not None else 0.0
+        self._unk_uni = self._unigram(self.unk) if kenlm is not None else 0.0
+        self._unk_look = self._unk_uni + self.oov_score
         self._look = self._lookahead(vocab)
         self._info: dict = {}  # LM state -> (KenLM state, letters so far, their look-ahead)
         self._roots: dict = {}  # KenLM state -> our state at a word boundary
@@ -194,7 +197,7 @@ class _WordLM(_LMBase):
         entry per distinct prefix, about 4 per word)."""
         scores = {w: self._unigram(i) for i, w in enumerate(vocab) if not w.startswith("<")}  # not <s> </s> <unk>
         for w in self.boosts:
-            scores[w] = scores.get(w, self._unk_look) + self.boosts[w]
+            scores[w] = scores.get(w, self._unk_uni) + self.boosts[w]
         look: dict[str, float] = {}
         for w, s in scores.items():
             for k in range(1, len(w) + 1):
@@ -219,6 +222,8 @@ class _WordLM(_LMBase):
     def _end_word(self, kstate, prefix: str, look: float):
         """(state after the word, its score minus the look-ahead ``look`` already given)."""
         score = self.word_score + self.boosts.get(prefix, 0.0)
+        if self.oov_score and prefix not in self.index and prefix not in self.boosts:
+            score += self.oov_score
         if self.kenlm is not None:
             kstate, lm = self.kenlm.score(kstate, self.index.get(prefix, self.unk))
             score += self.lm_weight * lm
@@ -350,7 +355,8 @@ class BeamDecoder:
             vocab = self._cached("vocab", lambda: self._vocabulary(c.lm))
             kenlm = self._cached("kenlm", lambda: _kenlm(c.lm, Dictionary(vocab)))
         if kenlm is not None or c.word_score != 0 or self.hotwords:
-            self._lm = _WordLM(kenlm, vocab, self.tokens, self.sep, c.lm_weight, c.word_score, self.hotwords)
+            self._lm = _WordLM(kenlm, vocab, self.tokens, self.sep, c.lm_weight, c.word_score, self.hotwords,
+                               c.oov_score)
         # lm_weight 1: the adapter applies lm_weight itself, so that word_score is not scaled by it.
         # No adapter: flashlight's ZeroLM, a plain beam search with no Python in the inner loop.
         return self._search(None, self._lm, 1.0, 0.0)

@@ -91,6 +91,8 @@ class DecoderConfig:
     nbest: int = 1  # hypotheses BeamDecoder.decode_nbest returns per utterance (beam)
     hotwords: list[str] = field(default_factory=list)  # words to favour, e.g. names (beam)
     hotword_score: float = 5.0  # added per emitted hotword, natural-log units (beam)
+    oov_score: float = -10.0  # added per word outside the LM's vocabulary, lexicon-free with an LM only, natural-
+    #                           log units, from the word's first unknown letter on (as pyctcdecode's unk_score_offset)
 
 
 @dataclass

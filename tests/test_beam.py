@@ -82,7 +82,9 @@ def test_lm_prefers_a_word_over_an_acoustically_better_non_word(lm):
     assert decode(beam(), lp).text == "the streat"  # no LM: the acoustics decide
     for free in (True, False):
         assert decode(beam(lm=str(lm), lexicon_free=free), lp).text == "the street"
-    assert decode(beam(lm=str(lm), lm_weight=0.0, lexicon_free=True), lp).text == "the streat"
+    assert decode(beam(lm=str(lm), lm_weight=0.0, lexicon_free=True, oov_score=0.0), lp).text == "the streat"
+    # the default OOV penalty alone (lexicon-free, LM weight 0) also prefers the known word
+    assert decode(beam(lm=str(lm), lm_weight=0.0, lexicon_free=True), lp).text == "the street"
     # by default an LM brings a lexicon of its words: "streat" cannot come out even at LM weight 0
     assert decode(beam(lm=str(lm), lm_weight=0.0), lp).text == "the street"
 
@@ -93,6 +95,17 @@ def test_out_of_vocabulary_words_survive_lexicon_free_decoding(lm):
     closed = decode(beam(lm=str(lm)), lp).text.split()  # the default: only the LM's words
     assert "zorblat" not in closed and set(closed) <= set(LM_TEXT.split())
     assert decode(beam(lm=str(lm), hotwords=["zorblat"]), lp).text == "the zorblat was long"  # hotwords join it
+
+
+def test_oov_score_is_added_once_per_unknown_word(lm):
+    """Lexicon-free with an LM: a word outside the LM's vocabulary costs oov_score once, known words nothing."""
+    lp = emissions("the zorblat was long")
+    free = {oov: decode(beam(lm=str(lm), lexicon_free=True, oov_score=oov), lp) for oov in (0.0, -4.0)}
+    assert free[0.0].text == free[-4.0].text == "the zorblat was long"
+    assert free[-4.0].score == pytest.approx(free[0.0].score - 4.0, abs=1e-3)
+    known = emissions("the street was long")
+    assert decode(beam(lm=str(lm), lexicon_free=True, oov_score=-4.0), known).score == pytest.approx(
+        decode(beam(lm=str(lm), lexicon_free=True, oov_score=0.0), known).score, abs=1e-3)
 
 
 def test_lexicon_restricts_output_to_lexicon_words(lm, tmp_path):
@@ -146,7 +159,7 @@ def test_nbest_distinct_and_sorted():
 
 def test_reweighted_shares_the_loaded_lm(lm):
     d = beam(lm=str(lm), lexicon_free=True)
-    d2 = d.reweighted(lm_weight=0.0, word_score=1.0)
+    d2 = d.reweighted(lm_weight=0.0, word_score=1.0, oov_score=0.0)
     assert d2._loaded["kenlm"] is d._loaded["kenlm"] and d2.cfg.lm_weight == 0.0
     closed = beam(lm=str(lm))
     assert closed.reweighted(lm_weight=0.5).lexicon == closed.lexicon  # the LM's lexicon is written once
