@@ -12,8 +12,8 @@ The API::
 
 ``Recognizer(model_path, decoder=None, device="cpu", longform=None)``: ``decoder`` is a
 ``DecoderConfig`` (greedy when None; beam with an LM takes ``DecoderConfig(type="beam",
-lm=...)``); ``longform`` a ``LongFormConfig`` (30 s windows with 5 s of context each
-side, used above 40 s; see asr/longform.py). ``transcribe(audio, sample_rate=None,
+lm=...)``); ``longform`` a ``LongFormConfig`` (60 s windows with 5 s of context each
+side, used above 70 s; see asr/longform.py). ``transcribe(audio, sample_rate=None,
 words=True, keep_log_probs=False, progress=None)`` returns a ``Transcript``; ``words=False``
 skips the forced alignment. Word times are seconds from the start of the audio,
 ``confidence`` the mean posterior of the word's tokens on their aligned frames
