@@ -117,6 +117,17 @@ def run_ours(cfg, pool: Pool, spec: dict, per_frame: float, device: torch.device
     batches = sampler.epoch_batches()
     loader = DataLoader(ds, batch_sampler=batches, collate_fn=collate, num_workers=0)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+    def run(batch):
+        _step(model, opt, batch, device, amp, 1e-4, 5.0)
+        return batch.features.shape[:2], batch.feature_lengths
+
+    return timed_steps(loader, run, spec["steps"], spec["budget_s"], sync, per_frame)
+
+
+def timed_steps(loader, run, max_steps: int, budget_s: float, sync, per_frame: float) -> dict:
+    """Time ``run(batch) -> ((B, T) padded shape, (B,) frame counts)`` over the loader's batches, data
+    loading included, until ``max_steps`` steps or ``budget_s`` seconds: the throughput figures of a loop."""
     it = iter(loader)
     steps = data_s = audio_s = 0.0
     frames: list[int] = []
@@ -125,21 +136,20 @@ def run_ours(cfg, pool: Pool, spec: dict, per_frame: float, device: torch.device
     padded = 0
     sync()
     start = time.perf_counter()
-    while steps < spec["steps"] and time.perf_counter() - start < spec["budget_s"]:
+    while steps < max_steps and time.perf_counter() - start < budget_s:
         t = time.perf_counter()
         batch = next(it, None)
         if batch is None:
             break
         data_s += time.perf_counter() - t
-        loss, _, _ = _step(model, opt, batch, device, amp, 1e-4, 5.0)
+        (b, t_max), lengths = run(batch)
         sync()
-        frames_now = batch.feature_lengths
         step_s.append(rnd(time.perf_counter() - t))
-        step_audio.append(float(frames_now.sum()) * HOP_S)
+        step_audio.append(float(lengths.sum()) * HOP_S)
         steps += 1
-        frames += batch.feature_lengths.tolist()
-        padded += batch.features.shape[0] * batch.features.shape[1]
-        audio_s += float(batch.feature_lengths.sum()) * HOP_S
+        frames += lengths.tolist()
+        padded += b * t_max
+        audio_s += step_audio[-1]
     sync()
     wall = time.perf_counter() - start
     return {"steps": int(steps), "audio_s": rnd(audio_s), "wall_s": rnd(wall), "audio_per_s": rnd(audio_s / wall),
@@ -221,33 +231,12 @@ def run_reference(cfg, pool: Pool, spec: dict, per_frame: float) -> dict:
     step(*ref_collate([ds[i] for i in shortest]))  # warm-up
     loader = DataLoader(ds, batch_size=REF_BATCH, shuffle=True, collate_fn=ref_collate,
                         generator=torch.Generator().manual_seed(0))
-    steps = data_s = audio_s = 0.0
-    frames: list[int] = []
-    step_s: list[float] = []  # wall time of each step with its data, seconds: a stall shows here
-    step_audio: list[float] = []  # audio seconds of each step
-    padded = 0
-    it = iter(loader)
-    start = time.perf_counter()
-    while steps < spec["ref_steps"] and time.perf_counter() - start < spec["ref_budget_s"]:
-        t = time.perf_counter()
-        batch = next(it, None)
-        if batch is None:
-            break
-        data_s += time.perf_counter() - t
+
+    def run(batch):
         step(*batch)
-        frames_now = batch[1]
-        step_s.append(rnd(time.perf_counter() - t))
-        step_audio.append(float(frames_now.sum()) * HOP_S)
-        steps += 1
-        frames += batch[1].tolist()
-        padded += batch[0].shape[0] * batch[0].shape[1]
-        audio_s += float(batch[1].sum()) * HOP_S
-    wall = time.perf_counter() - start
-    return {"steps": int(steps), "audio_s": rnd(audio_s), "wall_s": rnd(wall), "audio_per_s": rnd(audio_s / wall),
-            "audio_per_s_median_step": rnd(statistics.median(a / t for a, t in zip(step_audio, step_s))),
-            "utts_per_step": rnd(len(frames) / max(steps, 1)), "padding_frac": rnd(1 - sum(frames) / max(padded, 1)),
-            "data_frac": rnd(data_s / wall), "useful_gflop_per_s": rnd(useful_flops(frames, per_frame) / wall / 1e9),
-            "step_s": step_s}
+        return batch[0].shape[:2], batch[1]  # (B, T, n_mels) padded features, (B,) frame counts
+
+    return timed_steps(loader, run, spec["ref_steps"], spec["ref_budget_s"], lambda: None, per_frame)
 
 
 # ---------------------------------------------------------------------------------------------- LSTM alone
