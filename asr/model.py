@@ -12,9 +12,10 @@ from asr.features import GlobalNorm, SpecAugment
 SUBSAMPLING = 4  # two stride-2 convolutions
 
 
-def conv_out_lengths(lengths: torch.Tensor) -> torch.Tensor:
-    """Frames after the conv front: each 3x3 stride-2 pad-1 conv maps L -> (L - 1) // 2 + 1."""
-    for _ in range(2):
+def conv_out_lengths(lengths: torch.Tensor, convs: int = 2) -> torch.Tensor:
+    """Frames after the conv front (or its first ``convs`` convs): each 3x3 stride-2 pad-1 conv maps
+    L -> (L - 1) // 2 + 1."""
+    for _ in range(convs):
         lengths = torch.div(lengths - 1, 2, rounding_mode="floor") + 1
     return lengths
 
@@ -42,7 +43,7 @@ class ConvFront(nn.Module):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         x = _zero_padding(x.unsqueeze(1), lengths, time_dim=2)  # (B, T, F) -> (B, 1, T, F)
         x = self.conv[1](self.conv[0](x))  # (B, C, T/2, F/2)
-        x = _zero_padding(x, torch.div(lengths - 1, 2, rounding_mode="floor") + 1, time_dim=2)
+        x = _zero_padding(x, conv_out_lengths(lengths, convs=1), time_dim=2)
         x = self.conv[3](self.conv[2](x))  # (B, C, T/4, F/4)
         b, c, t, f = x.shape
         x = x.permute(0, 2, 1, 3).reshape(b, t, c * f)  # (B, C, T', F') -> (B, T', C*F')
@@ -129,9 +130,9 @@ def _gather_time(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 
 def _utterance_cmn(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Subtract each utterance's per-bin mean over its valid frames; padding stays zero."""
-    valid = (torch.arange(x.shape[1], device=x.device) < lengths.to(x.device).unsqueeze(1)).unsqueeze(-1)  # (B, T, 1)
-    mean = (x * valid).sum(1, keepdim=True) / lengths.to(x.device).clamp_min(1).view(-1, 1, 1)  # (B, 1, F)
-    return (x - mean) * valid
+    lengths = lengths.to(x.device)
+    mean = _zero_padding(x, lengths, time_dim=1).sum(1, keepdim=True) / lengths.clamp_min(1).view(-1, 1, 1)  # (B, 1, F)
+    return _zero_padding(x - mean, lengths, time_dim=1)
 
 
 def _zero_padding(x: torch.Tensor, lengths: torch.Tensor, time_dim: int) -> torch.Tensor:
