@@ -198,6 +198,7 @@ def _step(model, opt, batch, device, amp, lr: float, clip: float):
     for group in opt.param_groups:
         group["lr"] = lr
     opt.zero_grad(set_to_none=True)
+    why = "non-finite loss"
     try:
         total, n_global = _forward_backward(model, batch.to(device), device, amp)
     except torch.OutOfMemoryError:
@@ -207,19 +208,18 @@ def _step(model, opt, batch, device, amp, lr: float, clip: float):
         opt.zero_grad(set_to_none=True)
         _free_memory(device)
         print(f"warning: out of memory on a batch of {_describe(batch)}; splitting it in two", file=sys.stderr)
-        total, n_global = _split_forward_backward(model, batch, device, amp)
-        if total == "oom":
-            opt.zero_grad(set_to_none=True)
-            return None, "out of memory", lr
-    if total is None:
-        opt.zero_grad(set_to_none=True)
-        return None, "non-finite loss", lr  # never update the model with a NaN/inf batch (on any rank)
-    gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-    if not torch.isfinite(gnorm):
-        opt.zero_grad(set_to_none=True)
-        return None, "non-finite gradient", lr
-    opt.step()
-    return total / n_global, gnorm.item(), lr
+        try:
+            total, n_global = _split_forward_backward(model, batch, device, amp)
+        except torch.OutOfMemoryError:  # one utterance alone does not fit
+            total, why = None, "out of memory"
+    if total is not None:
+        gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        if torch.isfinite(gnorm):
+            opt.step()
+            return total / n_global, gnorm.item(), lr
+        why = "non-finite gradient"
+    opt.zero_grad(set_to_none=True)  # never update the model with a skipped batch (on any rank)
+    return None, why, lr
 
 
 def _forward_backward(model, batch, device, amp, n_global: int | None = None):
@@ -244,7 +244,8 @@ def _forward_backward(model, batch, device, amp, n_global: int | None = None):
 def _split_forward_backward(model, batch, device, amp):
     """The batch's gradient accumulated over pieces small enough to fit.
 
-    Returns (summed loss, n), (None, n) for a non-finite loss, ("oom", n) when even one utterance does not fit.
+    Returns (summed loss, n), or (None, n) for a non-finite loss; raises OutOfMemoryError when even one
+    utterance does not fit.
     """
     n_global = len(batch.ids)
     pieces, total = [batch], 0.0
@@ -258,7 +259,7 @@ def _split_forward_backward(model, batch, device, amp):
                 print(f"warning: out of memory on the single utterance {piece.ids[0]} "
                       f"({int(piece.feature_lengths[0])} frames): batch skipped; lower data.max_duration",
                       file=sys.stderr)
-                return "oom", n_global
+                raise
             pieces = list(_halves(piece)) + pieces
             continue
         if loss is None:
