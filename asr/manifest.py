@@ -69,7 +69,7 @@ def read_manifest(
                 continue
             where = f"{path}:{lineno}"
             try:
-                utt = _parse_line(line, check_audio)
+                utt, lost = _parse_line(line, check_audio)
                 if utt.id in seen:
                     raise ValueError(f"duplicate id {utt.id!r} (first on line {seen[utt.id]})")
             except ValueError as e:
@@ -79,7 +79,7 @@ def read_manifest(
                 continue
             seen[utt.id] = lineno
             utts.append(utt)
-            for ch in normalize_text(utt.text).dropped:
+            for ch in lost:
                 dropped.setdefault(ch, lineno)
     if dropped and not quiet:
         shown = ", ".join(f"{ch!r} (line {n})" for ch, n in list(dropped.items())[:10])
@@ -93,7 +93,8 @@ def read_manifest(
     return utts
 
 
-def _parse_line(line: str, check_audio: bool) -> Utterance:
+def _parse_line(line: str, check_audio: bool) -> tuple[Utterance, str]:
+    """A valid manifest line's utterance, and the characters normalizing its text drops."""
     try:
         d = json.loads(line)
     except json.JSONDecodeError as e:
@@ -107,8 +108,9 @@ def _parse_line(line: str, check_audio: bool) -> Utterance:
             raise ValueError(f"field {key!r} has the wrong type ({type(d[key]).__name__})")
     if not d["duration"] > 0:
         raise ValueError(f"duration must be positive, got {d['duration']}")
-    if not normalize_text(d["text"]).text:
+    norm = normalize_text(d["text"])
+    if not norm.text:
         raise ValueError(f"empty transcript (after normalization) for {d['id']!r}")
     if check_audio and not os.path.isfile(d["audio"]):
         raise ValueError(f"audio file not found: {d['audio']}")
-    return Utterance(d["id"], d["audio"], float(d["duration"]), d["text"])
+    return Utterance(d["id"], d["audio"], float(d["duration"]), d["text"]), norm.dropped
