@@ -193,7 +193,8 @@ def _decoder_args(s: argparse.ArgumentParser) -> None:
 
 
 _BEAM_FLAGS = {"lm": "lm", "lm_weight": "lm_weight", "word_score": "word_score", "beam_size": "beam_size",
-               "lexicon": "lexicon", "lexicon_free": "lexicon_free", "hotword": "hotwords"}  # argparse dest -> DecoderConfig field
+               "lexicon": "lexicon", "lexicon_free": "lexicon_free",
+               "hotword": "hotwords"}  # argparse dest -> DecoderConfig field
 
 
 def _decoder_config(args):

@@ -32,7 +32,7 @@ class SpecAugmentConfig:
     time_masks: int = 2  # time masks per utterance
     time_width: int = 25  # widest time mask, frames (10 ms each)
     time_ratio: float = 0.1  # widest time mask as a fraction of the utterance
-    freq_warp: float = 0.0  # widest frequency-axis warp per utterance (VTLP-like), relative: 0.15 = x0.85..x1.15; 0 = off
+    freq_warp: float = 0.0  # widest mel-axis warp per utterance (VTLP-like), relative: 0.15 = x0.85..x1.15; 0: off
 
 
 @dataclass
@@ -79,7 +79,7 @@ class DecoderConfig:
     lm: Optional[str] = None  # KenLM ARPA or binary word n-gram file, e.g. from `asr lm build` (beam)
     lexicon: Optional[str] = None  # lexicon file, one "word c h a r s |" per line (beam); None: see lexicon_free
     lexicon_free: bool = False  # with an LM and no lexicon: False spells only the LM's words (a lexicon of its
-    #                             vocabulary: ~60x faster, better WER here); True lets any spelling through (beam)
+    #                             vocabulary, ~25x faster); True lets any spelling through, at oov_score (beam)
     lm_weight: float = 1.0  # multiplies the LM's log10 probability of each word (beam)
     word_score: float = 0.0  # added per emitted word, natural-log units; > 0 favours more words (beam)
     beam_size_token: Optional[int] = 8  # tokens tried per frame, best first (beam); None: all (2.8x slower, same
