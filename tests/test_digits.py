@@ -132,7 +132,7 @@ def test_download_fsdd_reuses_the_verified_download(tmp_path, monkeypatch):
     import hashlib
 
     import asr.corpus.digits as digits
-    from test_download import Server
+    from http_mirror import Mirror
 
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
@@ -142,7 +142,7 @@ def test_download_fsdd_reuses_the_verified_download(tmp_path, monkeypatch):
         info.size = len(wav.getvalue())
         tar.addfile(info, io.BytesIO(wav.getvalue()))
     payload = buf.getvalue()
-    with Server(payload, path="/fsdd.tar.gz") as srv:
+    with Mirror({"/fsdd.tar.gz": payload}) as srv:
         monkeypatch.setattr(digits, "FSDD_URL", srv.url + "/fsdd.tar.gz")
         monkeypatch.setattr(digits, "FSDD_SHA256", hashlib.sha256(payload).hexdigest())
         rec = digits.download_fsdd(tmp_path, progress=False)
@@ -150,7 +150,7 @@ def test_download_fsdd_reuses_the_verified_download(tmp_path, monkeypatch):
         assert digits.download_fsdd(tmp_path, progress=False) == rec  # re-run: no second request
         assert len(srv.requests) == 1
     monkeypatch.setattr(digits, "FSDD_SHA256", "0" * 64)
-    with Server(payload, path="/fsdd.tar.gz") as srv, pytest.raises(UserError, match="sha256 of the download"):
+    with Mirror({"/fsdd.tar.gz": payload}) as srv, pytest.raises(UserError, match="sha256 of the download"):
         monkeypatch.setattr(digits, "FSDD_URL", srv.url + "/fsdd.tar.gz")
         digits.download_fsdd(tmp_path / "bad", progress=False)
     assert not (tmp_path / "bad" / f"free-spoken-digit-dataset-{digits.FSDD_VERSION}").exists()

@@ -3,8 +3,6 @@
 import hashlib
 import io
 import tarfile
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
@@ -15,6 +13,7 @@ from asr.corpus.download import COMPLETE_MARKER, download_librispeech
 from asr.corpus.librispeech import prepare_librispeech
 from asr.errors import UserError
 from asr.manifest import read_manifest
+from http_mirror import Mirror
 
 SUBSET = "dev-clean"
 
@@ -40,46 +39,9 @@ def librispeech_tarball() -> bytes:
     return buf.getvalue()
 
 
-class Server:
-    """Serves one payload at ``path`` with Range support; optionally cuts the first response short."""
-
-    def __init__(self, payload: bytes, cut_first_after: int | None = None, path: str = f"/{SUBSET}.tar.gz"):
-        self.payload, self.cut, self.path, self.requests = payload, cut_first_after, path, []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                server.requests.append(dict(self.headers))
-                if self.path != server.path:
-                    self.send_error(404)
-                    return
-                data, status = server.payload, 200
-                rng = self.headers.get("Range")
-                if rng:
-                    start = int(rng.removeprefix("bytes=").split("-")[0])
-                    data, status = data[start:], 206
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                if server.cut is not None and len(server.requests) == 1:
-                    data = data[: server.cut]  # then the connection closes: an interrupted transfer
-                    self.close_connection = True
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+def Server(payload: bytes, cut_first_after: int | None = None, path: str = f"/{SUBSET}.tar.gz") -> Mirror:
+    """The mirror serving one archive at ``path``."""
+    return Mirror({path: payload}, cut_first_after=cut_first_after)
 
 
 @pytest.fixture(scope="module")

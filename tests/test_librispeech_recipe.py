@@ -8,8 +8,6 @@ import os
 import subprocess
 import sys
 import tarfile
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +15,7 @@ import pytest
 import soundfile as sf
 
 from asr.checkpoint import load_checkpoint, load_model
+from http_mirror import Mirror
 
 REPO = Path(__file__).resolve().parent.parent
 RECIPE = REPO / "recipes" / "librispeech" / "run.sh"
@@ -49,41 +48,6 @@ def subset_tarball(subset: str, texts: list[str], seed: int) -> bytes:
     return buf.getvalue()
 
 
-class Mirror:
-    """Serves {"/SUBSET.tar.gz": bytes} on 127.0.0.1 and counts the requests."""
-
-    def __init__(self, files: dict[str, bytes]):
-        self.files, self.requests = files, []
-        mirror = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                mirror.requests.append(self.path)
-                if self.path not in mirror.files:
-                    self.send_error(404)
-                    return
-                data = mirror.files[self.path]
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture(scope="module")
 def recipe(tmp_path_factory):
     """Runs the recipe; yields (run(args) -> CompletedProcess, paths, mirror)."""
@@ -111,7 +75,7 @@ def recipe(tmp_path_factory):
 def test_every_stage_writes_its_outputs(recipe):
     _, paths, mirror, first = recipe
     data, corpus, run = paths["data"], paths["corpus"], paths["run"]
-    assert sorted(mirror.requests) == sorted(f"/{s}.tar.gz" for s in SUBSETS)
+    assert sorted(r["path"] for r in mirror.requests) == sorted(f"/{s}.tar.gz" for s in SUBSETS)
     for s in SUBSETS:  # stage 1: extracted with the download module's completion marker
         assert (corpus / "LibriSpeech" / s / ".complete").is_file()
         assert len(list((corpus / "LibriSpeech" / s).glob("*/*/*.flac"))) == len(SUBSETS[s])

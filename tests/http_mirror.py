@@ -1,0 +1,52 @@
+"""A local HTTP mirror on 127.0.0.1 for the download tests (no network needed)."""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class Mirror:
+    """Serves ``files`` ({"/path": bytes}) with Range support and records each request's headers.
+
+    ``cut_first_after=N`` sends only N bytes of the first response and then closes the
+    connection: an interrupted transfer. Use as a context manager; ``url`` is the base URL.
+    """
+
+    def __init__(self, files: dict[str, bytes], cut_first_after: int | None = None):
+        self.files, self.cut, self.requests = files, cut_first_after, []
+        mirror = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                mirror.requests.append({"path": self.path, **dict(self.headers)})
+                if self.path not in mirror.files:
+                    self.send_error(404)
+                    return
+                data, status = mirror.files[self.path], 200
+                rng = self.headers.get("Range")
+                if rng:
+                    start = int(rng.removeprefix("bytes=").split("-")[0])
+                    data, status = data[start:], 206
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if mirror.cut is not None and len(mirror.requests) == 1:
+                    data = data[: mirror.cut]  # then the connection closes: an interrupted transfer
+                    self.close_connection = True
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
