@@ -138,12 +138,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("lm", help="word n-gram language models for beam search")
     lm_sub = s.add_subparsers(dest="lm_command", required=True, metavar="LM_COMMAND")
-    s = lm_sub.add_parser("build", help="estimate a modified Kneser-Ney ARPA LM from text (lmplz when built, else Python)")
+    s = lm_sub.add_parser("build",
+                          help="estimate a modified Kneser-Ney ARPA LM from text (lmplz when built, else Python)")
     s.add_argument("--text", required=True, type=Path, nargs="+",
                    help="text file(s), one sentence per line; LibriSpeech *.trans.txt work as they are")
     s.add_argument("--order", type=int, default=3, help="n-gram order (default 3)")
     s.add_argument("--out", required=True, type=Path, help="ARPA file, or the KenLM binary with --binary")
-    s.add_argument("--binary", action="store_true", help="also convert to a KenLM binary at OUT (ARPA kept as OUT.arpa)")
+    s.add_argument("--binary", action="store_true",
+                   help="also convert to a KenLM binary at OUT (ARPA kept as OUT.arpa)")
     s.add_argument("--backend", choices=["auto", "lmplz", "python"], default="auto",
                    help="auto: lmplz when tools/build_kenlm.sh has built it, else the Python estimator")
     s.add_argument("--lexicon", type=Path, default=None,

@@ -141,8 +141,8 @@ def train(cfg) -> Path:
             bar = tqdm(loader, desc=f"epoch {state['epoch'] + 1}/{cfg.optim.epochs}", unit="batch",
                        total=len(batches), disable=rank != 0, file=sys.stderr, mininterval=2)
             for batch in bar:
-                loss, gnorm, lr = _step(ddp_model, opt, batch, device, amp, lr_at(state["step"], total_steps, cfg.optim),
-                                        cfg.optim.clip_norm)
+                lr_now = lr_at(state["step"], total_steps, cfg.optim)
+                loss, gnorm, lr = _step(ddp_model, opt, batch, device, amp, lr_now, cfg.optim.clip_norm)
                 state["batch"] += 1
                 if loss is None:
                     state["skipped"] += 1

@@ -48,7 +48,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--lexicon-free", action="store_true", help="open-vocabulary search: any spelling can come out")
     p.add_argument("--out", type=Path, default=Path("conf/decoder/beam_tuned.yaml"), help="decoder YAML to write")
     p.add_argument("--lm-weights", default=DEFAULT_LM_WEIGHTS, help=f"comma-separated (default {DEFAULT_LM_WEIGHTS})")
-    p.add_argument("--word-scores", default=DEFAULT_WORD_SCORES, help=f"comma-separated (default {DEFAULT_WORD_SCORES})")
+    p.add_argument("--word-scores", default=DEFAULT_WORD_SCORES,
+                   help=f"comma-separated (default {DEFAULT_WORD_SCORES})")
     p.add_argument("--search", choices=["coordinate", "grid"], default="coordinate")
     p.add_argument("--beam-size", type=int, default=50, help="hypotheses kept per frame")
     p.add_argument("--beam-size-token", type=int, default=8, help="tokens tried per frame (default 8; 0: all)")
