@@ -183,12 +183,15 @@ def train_bpe(texts: Iterable[str], vocab_size: int, out: str | os.PathLike) -> 
     texts = [t for t in texts if t]
     if not texts:
         raise UserError(f"{out}: no text to train the BPE model on")
-    if vocab_size < len(CHARS):
-        raise UserError(f"tokenizer.vocab_size={vocab_size}: need at least {len(CHARS)} pieces (one per character)")
+    required = CHARS.strip()  # every letter and the apostrophe; sentencepiece adds its word marker itself
+    least = len(required) + 2  # + the word marker and <unk>: 29 pieces
+    if vocab_size < least:
+        raise UserError(f"tokenizer.vocab_size={vocab_size}: need at least {least} pieces "
+                        "(one per letter and apostrophe, the word marker and <unk>)")
     buf = io.BytesIO()
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(texts), model_writer=buf, vocab_size=vocab_size, model_type="bpe",
-        character_coverage=1.0, required_chars=CHARS.strip(), normalization_rule_name="identity",
+        character_coverage=1.0, required_chars=required, normalization_rule_name="identity",
         unk_id=0, bos_id=-1, eos_id=-1, pad_id=-1, hard_vocab_limit=False, num_threads=1, minloglevel=2,
         input_sentence_size=2_000_000, shuffle_input_sentence=True,
     )

@@ -152,3 +152,13 @@ def test_word_timestamps_with_bpe_pieces(bpe):
     assert [w["word"] for w in words] == ["the", "cat", "sat"]
     assert words[0]["start"] == pytest.approx(frames[0] * 0.04)
     assert all(a["end"] <= b["start"] for a, b in zip(words, words[1:])) and all(w["confidence"] > 0.9 for w in words)
+
+
+def test_smallest_vocabulary_trains_and_one_less_is_a_user_error(tmp_path):
+    from asr.errors import UserError
+
+    tok = train_bpe(SENTENCES, 29, tmp_path / "29.model")  # every letter, the apostrophe, the word marker, <unk>
+    assert tok.decode(tok.encode("the zebra's quiz")) == "the zebra's quiz"
+    with pytest.raises(UserError, match="vocab_size=28: need at least 29"):
+        train_bpe(SENTENCES, 28, tmp_path / "28.model")
+    assert not (tmp_path / "28.model").exists()
