@@ -119,20 +119,22 @@ class threads:
         self.n = n
 
     def __enter__(self):
+        # threadpoolctl first, so that the limits it restores on exit are the ones from before this context
+        # (torch.set_num_threads also sets OpenMP's; taken after it, a nested threads(1) left torch on 1 thread)
         self.old = torch.get_num_threads()
-        torch.set_num_threads(self.n)
         try:
             from threadpoolctl import threadpool_limits
 
             self.pool = threadpool_limits(self.n)
         except ImportError:
             self.pool = None
+        torch.set_num_threads(self.n)
         return self
 
     def __exit__(self, *exc):
-        torch.set_num_threads(self.old)
         if self.pool is not None:
             self.pool.restore_original_limits()
+        torch.set_num_threads(self.old)
 
 
 # ---------------------------------------------------------------------------------------------- timing

@@ -37,3 +37,20 @@ def test_quick_benchmarks_write_their_results(tmp_path):
     gpu = json.loads((tmp_path / "gpu.json").read_text())
     assert "skipped" in gpu or gpu["runs"]
     assert (tmp_path / "summary.md").read_text().startswith("| benchmark |")
+
+
+def test_nested_thread_limits_restore_the_outer_one():
+    """A nested ``threads(1)`` (bench_train's one-thread LSTM figure) once left the rest of the run on 1 thread."""
+    import torch
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        from common import threads
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    before = torch.get_num_threads()
+    with threads(2):
+        with threads(1):
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+    assert torch.get_num_threads() == before
