@@ -93,6 +93,9 @@ class DecoderConfig:
     hotword_score: float = 5.0  # added per emitted hotword, natural-log units (beam)
     oov_score: float = -10.0  # added per word outside the LM's vocabulary, lexicon-free with an LM only, natural-
     #                           log units, from the word's first unknown letter on (as pyctcdecode's unk_score_offset)
+    max_search_frames: int = 1500  # output frames (1500: 60 s at 40 ms); a longer input is searched in pieces cut at
+    #                                confident word separators, which bounds memory (the LM context restarts at each
+    #                                cut; such an input gets one hypothesis, whatever nbest) (beam); 0: never cut
 
 
 @dataclass

@@ -212,3 +212,31 @@ def test_cli_decoder_flags(tmp_path, lm):
     with pytest.raises(UserError, match="lm_wieght"):
         _decoder_config(parse("--decoder-config", str(yaml)))
     assert isinstance(parse(), argparse.Namespace) and replace(cfg) == cfg
+
+
+@pytest.mark.parametrize("with_lm", [False, True])
+def test_long_input_searched_in_pieces_gives_the_uncut_path(with_lm, lm):
+    lp = emissions(" ".join(["the street was long", "the cat sat on the mat", "the town was quiet"] * 3))
+    kw = {"lm": str(lm), "lexicon_free": True, "lm_weight": 0.5} if with_lm else {}
+    whole, cut = beam(max_search_frames=0, **kw), beam(max_search_frames=40, **kw)
+    assert len(cut._cuts(lp)) >= lp.shape[0] // 40, "the input is long enough to be cut"
+    w, c = decode(whole, lp), decode(cut, lp)
+    assert c.text == w.text == decode(GreedyDecoder(TOK), lp).text
+    assert c.tokens == w.tokens and c.frames == w.frames, "the separator at each cut frame is put back"
+    if not with_lm:  # the cut frames' own log-probs (log 0.99 each) are the only difference
+        assert c.score == pytest.approx(w.score, abs=0.02 * len(cut._cuts(lp)) + 1e-3)
+
+
+def test_cut_in_a_pause_without_separator_splits_words_there():
+    pause = emissions("a", blanks=60)[1:]  # 60 confident blank frames
+    lp = torch.cat([emissions("hello"), pause, emissions("world")])  # frames 0-9, 10-69, 70-79
+    dec = beam(max_search_frames=40)
+    cuts = dec._cuts(lp)
+    assert cuts and all(10 <= k < 70 for k in cuts), "cuts fall in the pause"
+    h = decode(dec, lp)
+    assert h.text == "hello world" and h.frames == sorted(h.frames)
+
+
+def test_max_search_frames_below_ten_is_refused():
+    with pytest.raises(UserError, match="max_search_frames=5"):
+        beam(max_search_frames=5)
