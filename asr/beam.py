@@ -297,7 +297,8 @@ class BeamDecoder:
         self.blank = tokenizer.blank
         _check_flashlight()
         if 0 < cfg.max_search_frames < 10:
-            raise UserError(f"decoder.max_search_frames={cfg.max_search_frames}: use 0 (never cut) or at least 10 frames")
+            raise UserError(f"decoder.max_search_frames={cfg.max_search_frames}: "
+                            "use 0 (never cut) or at least 10 frames")
         for name, path in (("lm", cfg.lm), ("lexicon", cfg.lexicon)):
             if path is not None and not Path(path).is_file():
                 raise UserError(f"decoder {name} file {path}: not found")
