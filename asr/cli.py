@@ -89,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="per-utterance JSONL report (default: next to the model, eval-MANIFEST.jsonl)")
     s.add_argument("--threads", type=int, default=0,
                    help="torch threads; 0: all cores (default; use 1 when other jobs share the machine)")
+    s.add_argument("--by-speaker", action="store_true",
+                   help="also print WER and CER per speaker (the id up to its first '-'), worst first")
     _decoder_args(s)
     s.set_defaults(func=cmd_eval)
 
@@ -326,6 +328,13 @@ def cmd_eval(args, _extra) -> int:
     write_report(report, result)
     print(f"WER {100 * result.wer:.2f}")
     print(f"CER {100 * result.cer:.2f}")
+    if args.by_speaker:
+        from asr.evaluate import by_speaker
+
+        print(f"{'speaker':<12} {'utts':>5} {'words':>6} {'WER %':>7} {'CER %':>7}")
+        for g in by_speaker(result.rows):
+            print(f"{g['speaker']:<12} {g['utterances']:>5} {g['ref_words']:>6} {100 * g['wer']:>7.2f} "
+                  f"{100 * g['cer']:>7.2f}")
     print(f"utterances {len(ds)}; report {report}", file=sys.stderr)
     return 0
 

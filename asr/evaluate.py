@@ -80,6 +80,27 @@ def score(ds: UtteranceDataset, hyps: dict[str, Hypothesis], loss: float = 0.0) 
     return EvalResult(words.rate, chars.rate, loss / max(len(ds), 1), rows)
 
 
+def speaker_of(utt_id: str) -> str:
+    """The speaker of a LibriSpeech-style id ``SPK-CH-UTT``: the part before the first "-"."""
+    return utt_id.split("-", 1)[0]
+
+
+def by_speaker(rows: list[dict]) -> list[dict]:
+    """Report rows -> one row per speaker (utterances, words, errors, WER and CER as fractions), worst WER first."""
+    groups: dict[str, dict] = {}
+    for r in rows:
+        spk = speaker_of(r["id"])
+        g = groups.setdefault(spk, {"speaker": spk, "utterances": 0, "ref_words": 0, "word_errors": 0,
+                                    "ref_chars": 0, "char_errors": 0})
+        g["utterances"] += 1
+        for k in ("ref_words", "word_errors", "ref_chars", "char_errors"):
+            g[k] += r[k]
+    for g in groups.values():
+        g["wer"] = g["word_errors"] / max(g["ref_words"], 1)
+        g["cer"] = g["char_errors"] / max(g["ref_chars"], 1)
+    return sorted(groups.values(), key=lambda g: (-g["wer"], g["speaker"]))
+
+
 def write_report(path: str | os.PathLike, result: EvalResult) -> None:
     """Per-utterance JSONL, worst first, written atomically."""
     rows = sorted(result.rows, key=lambda r: (-r["word_errors"], r["id"]))

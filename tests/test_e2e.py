@@ -121,3 +121,22 @@ def test_user_errors_one_line_no_traceback(tiny_model, args, message):
     assert "Traceback" not in p.stderr
     errors = [l for l in p.stderr.splitlines() if l.startswith("error:")]
     assert errors and message in errors[0]
+
+
+def test_eval_by_speaker(tiny_model, digit_manifests, tmp_path, capsys):
+    lines = digit_manifests[1].read_text().splitlines()
+    manifest, report = tmp_path / "two-speakers.jsonl", tmp_path / "report.jsonl"
+    utts = [{**json.loads(l), "id": f"{1 + i % 2}-0-{i:04d}"} for i, l in enumerate(lines)]  # speakers 1 and 2
+    manifest.write_text("".join(json.dumps(u) + "\n" for u in utts))
+    assert main(["eval", "--model", str(tiny_model), "--manifest", str(manifest), "--report", str(report),
+                 "--by-speaker"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[2].split() == ["speaker", "utts", "words", "WER", "%", "CER", "%"]
+    table = {f[0]: f[1:] for f in (line.split() for line in out[3:])}
+    rows = [json.loads(l) for l in report.read_text().splitlines()]
+    assert set(table) == {"1", "2"}
+    for spk, (n, words, wer, _cer) in table.items():
+        mine = [r for r in rows if r["id"].startswith(f"{spk}-")]
+        assert int(n) == len(mine) and int(words) == sum(r["ref_words"] for r in mine)
+        assert float(wer) == pytest.approx(100 * sum(r["word_errors"] for r in mine) / int(words), abs=0.01)
+    assert float(table[out[3].split()[0]][2]) >= float(table[out[4].split()[0]][2]), "worst speaker first"
