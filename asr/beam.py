@@ -425,19 +425,23 @@ class BeamDecoder:
         """(B, T, V) log-probs and (B,) valid frame counts -> up to cfg.nbest hypotheses each, best first."""
         if log_probs.shape[-1] != len(self.tokens):
             raise ValueError(f"log_probs have {log_probs.shape[-1]} classes, the tokenizer {len(self.tokens)}")
-        x = self._with_closing_frame(log_probs, lengths)
-        B, T1, V = x.shape
+        x = self._with_closing_frame(log_probs, lengths)  # (B, T + 1, V)
         longest = self.cfg.max_search_frames
         out = []
-        for b in range(B):
+        for b in range(x.shape[0]):
             n = int(lengths[b])
             if longest and n > longest:
                 out.append([self._decode_in_pieces(x[b, :n])])
                 continue
-            # flashlight's own results: torchaudio's CTCHypothesis drops the raw path we need for frames
-            results = self._ctc.decoder.decode(x.data_ptr() + 4 * b * x.stride(0), n + 1, V)  # float32: 4 bytes
+            results = self._search_one(x[b], n)
             out.append(self._distinct([self._hypothesis(r, n) for r in results], max(1, self.cfg.nbest)))
         return out
+
+    def _search_one(self, x: torch.Tensor, n: int) -> list:
+        """flashlight's results for one utterance: ``x`` (>= n + 1, V) float32, contiguous rows, n frames
+        then the closing frame (``_with_closing_frame``). flashlight's own results, since torchaudio's
+        CTCHypothesis drops the raw path we need for frames."""
+        return self._ctc.decoder.decode(x.data_ptr(), n + 1, x.shape[-1])
 
     def _cuts(self, lp: torch.Tensor) -> list[int]:
         """Frames at which (n, V) log-probs are cut so that no piece exceeds ``cfg.max_search_frames``.
@@ -467,7 +471,7 @@ class BeamDecoder:
         score = 0.0
         for a, c in zip([0] + [k + 1 for k in cuts], cuts + [lp.shape[0]]):
             piece = self._with_closing_frame(lp[a:c].unsqueeze(0), torch.tensor([c - a]))  # (1, c - a + 1, V)
-            results = self._ctc.decoder.decode(piece.data_ptr(), c - a + 1, piece.shape[-1])
+            results = self._search_one(piece[0], c - a)
             h = self._hypothesis(results[0], c - a) if results else Hypothesis("")
             score += h.score
             if not h.text:
