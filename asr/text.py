@@ -58,14 +58,10 @@ def normalize_text(text: str) -> Normalized:
     return Normalized(" ".join(w for w in words if w), "".join(dropped))
 
 
-@dataclass
-class CharTokenizer:
-    """Characters plus the CTC blank at index 0."""
+class _BlankFirst:
+    """What both tokenizers share: ``self.tokens`` lists every token, the CTC blank first."""
 
-    tokens: list[str] = field(default_factory=lambda: [BLANK, *CHARS])
-
-    def __post_init__(self) -> None:
-        self._index = {t: i for i, t in enumerate(self.tokens)}
+    tokens: list[str]
 
     @property
     def blank(self) -> int:
@@ -73,6 +69,16 @@ class CharTokenizer:
 
     def __len__(self) -> int:
         return len(self.tokens)
+
+
+@dataclass
+class CharTokenizer(_BlankFirst):
+    """Characters plus the CTC blank at index 0."""
+
+    tokens: list[str] = field(default_factory=lambda: [BLANK, *CHARS])
+
+    def __post_init__(self) -> None:
+        self._index = {t: i for i, t in enumerate(self.tokens)}
 
     def encode(self, text: str) -> list[int]:
         """Token ids of already-normalized text; raises KeyError naming an unknown character."""
@@ -94,7 +100,7 @@ class CharTokenizer:
         return cls(tokens=list(d["tokens"]))
 
 
-class BPETokenizer:
+class BPETokenizer(_BlankFirst):
     """Sentencepiece BPE pieces plus the CTC blank at index 0 (our id = sentencepiece id + 1).
 
     Pieces carry sentencepiece's word-start mark ``▁``, so ``decode`` restores the spaces.
@@ -122,13 +128,6 @@ class BPETokenizer:
     def __setstate__(self, state: dict) -> None:
         self.model_proto = state["model_proto"]
         self._load()
-
-    @property
-    def blank(self) -> int:
-        return 0
-
-    def __len__(self) -> int:
-        return len(self.tokens)
 
     def encode(self, text: str) -> list[int]:
         """Token ids of already-normalized text; raises KeyError when a character has no piece."""

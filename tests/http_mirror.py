@@ -1,9 +1,32 @@
-"""A local HTTP mirror on 127.0.0.1 for the download tests (no network needed)."""
+"""A local HTTP mirror on 127.0.0.1 for the download tests (no network needed), and the archives it serves."""
 
 from __future__ import annotations
 
+import io
+import tarfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+
+def tar_gz(members: dict[str, bytes]) -> bytes:
+    """A .tar.gz in memory holding ``members`` ({"path/in/archive": bytes}), in that order."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def flac_bytes(wav, rate: int = 16000) -> bytes:
+    """``wav`` (float samples) encoded as FLAC."""
+    import soundfile as sf
+
+    out = io.BytesIO()
+    sf.write(out, wav, rate, format="FLAC")
+    return out.getvalue()
 
 
 class Mirror:

@@ -1,42 +1,31 @@
 """download_librispeech against a local HTTP server (127.0.0.1 only): checksum, resume, atomic extraction."""
 
 import hashlib
-import io
-import tarfile
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from asr.cli import main
 from asr.corpus.download import COMPLETE_MARKER, download_librispeech
 from asr.corpus.librispeech import prepare_librispeech
 from asr.errors import UserError
 from asr.manifest import read_manifest
-from http_mirror import Mirror
+from http_mirror import Mirror, flac_bytes, tar_gz
 
 SUBSET = "dev-clean"
 
 
 def librispeech_tarball() -> bytes:
     """SUBSET.tar.gz as OpenSLR lays it out: LibriSpeech/README.TXT and LibriSpeech/SUBSET/SPK/CH/..."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        def add(name: str, data: bytes) -> None:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-
-        add("LibriSpeech/README.TXT", b"a tiny stand-in\n")
-        rng = np.random.default_rng(0)
-        lines = []
-        for i, text in enumerate(["HELLO WORLD", "GOOD MORNING"]):
-            flac = io.BytesIO()
-            sf.write(flac, (0.1 * rng.standard_normal(8000)).astype(np.float32), 16000, format="FLAC")
-            add(f"LibriSpeech/{SUBSET}/11/22/11-22-000{i}.flac", flac.getvalue())
-            lines.append(f"11-22-000{i} {text}")
-        add(f"LibriSpeech/{SUBSET}/11/22/11-22.trans.txt", ("\n".join(lines) + "\n").encode())
-    return buf.getvalue()
+    rng = np.random.default_rng(0)
+    members = {"LibriSpeech/README.TXT": b"a tiny stand-in\n"}
+    lines = []
+    for i, text in enumerate(["HELLO WORLD", "GOOD MORNING"]):
+        wav = (0.1 * rng.standard_normal(8000)).astype(np.float32)
+        members[f"LibriSpeech/{SUBSET}/11/22/11-22-000{i}.flac"] = flac_bytes(wav)
+        lines.append(f"11-22-000{i} {text}")
+    members[f"LibriSpeech/{SUBSET}/11/22/11-22.trans.txt"] = ("\n".join(lines) + "\n").encode()
+    return tar_gz(members)
 
 
 def Server(payload: bytes, cut_first_after: int | None = None, path: str = f"/{SUBSET}.tar.gz") -> Mirror:

@@ -2,20 +2,17 @@
 outputs, skipping of completed stages on a re-run, and --stage/--stop-stage."""
 
 import hashlib
-import io
 import json
 import os
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from asr.checkpoint import load_checkpoint, load_model
-from http_mirror import Mirror
+from http_mirror import Mirror, flac_bytes, tar_gz
 
 REPO = Path(__file__).resolve().parent.parent
 RECIPE = REPO / "recipes" / "librispeech" / "run.sh"
@@ -28,24 +25,15 @@ pytestmark = pytest.mark.slow  # ~30 s on 2 idle CPU cores: a tiny training and 
 def subset_tarball(subset: str, texts: list[str], seed: int) -> bytes:
     """SUBSET.tar.gz laid out as OpenSLR's: LibriSpeech/SUBSET/SPK/CH/SPK-CH-UTT.flac + SPK-CH.trans.txt."""
     rng = np.random.default_rng(seed)
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        def add(name: str, data: bytes) -> None:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-
-        add("LibriSpeech/README.TXT", b"a mini stand-in for LibriSpeech\n")
-        lines = []
-        for i, text in enumerate(texts):
-            t = np.arange(24000) / 16000  # 1.5 s: 37 output frames at 40 ms, enough for these transcripts
-            wav = 0.2 * np.sin(2 * np.pi * (200 + 40 * i) * t) + 0.02 * rng.standard_normal(t.size)
-            flac = io.BytesIO()
-            sf.write(flac, wav.astype(np.float32), 16000, format="FLAC")
-            add(f"LibriSpeech/{subset}/{seed}/7/{seed}-7-{i:04d}.flac", flac.getvalue())
-            lines.append(f"{seed}-7-{i:04d} {text}")
-        add(f"LibriSpeech/{subset}/{seed}/7/{seed}-7.trans.txt", ("\n".join(lines) + "\n").encode())
-    return buf.getvalue()
+    members = {"LibriSpeech/README.TXT": b"a mini stand-in for LibriSpeech\n"}
+    lines = []
+    for i, text in enumerate(texts):
+        t = np.arange(24000) / 16000  # 1.5 s: 37 output frames at 40 ms, enough for these transcripts
+        wav = 0.2 * np.sin(2 * np.pi * (200 + 40 * i) * t) + 0.02 * rng.standard_normal(t.size)
+        members[f"LibriSpeech/{subset}/{seed}/7/{seed}-7-{i:04d}.flac"] = flac_bytes(wav.astype(np.float32))
+        lines.append(f"{seed}-7-{i:04d} {text}")
+    members[f"LibriSpeech/{subset}/{seed}/7/{seed}-7.trans.txt"] = ("\n".join(lines) + "\n").encode()
+    return tar_gz(members)
 
 
 @pytest.fixture(scope="module")
