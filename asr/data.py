@@ -31,10 +31,36 @@ class Batch(NamedTuple):
                              targets=self.targets.to(device, non_blocking=nb))
 
 
+class WaveBatch(NamedTuple):
+    """A batch before its log-mels: padded waveforms, for feature extraction on the training device."""
+
+    waves: torch.Tensor  # (B, S) samples at the feature sample rate, zero-padded
+    wave_lengths: torch.Tensor  # (B,) valid samples
+    targets: torch.Tensor  # (sum of target lengths,) token ids, concatenated
+    target_lengths: torch.Tensor  # (B,) tokens per utterance
+    ids: list[str]  # utterance ids
+    texts: list[str]  # normalized reference texts
+
+    def featurize(self, logmel: LogMel) -> Batch:
+        """The Batch that ``collate`` makes from per-utterance features, computed on ``logmel``'s device.
+
+        Padding is zeros and LogMel pads each utterance with zeros too, so every valid frame is the
+        utterance's own; frames past each length are set to zero as ``collate`` leaves them.
+        """
+        device = next(logmel.buffers()).device  # the mel filterbank's
+        nb = device.type == "cuda"
+        feats = logmel(self.waves.to(device, non_blocking=nb))  # (B, S) -> (B, T, n_mels), T = 1 + S // hop
+        lengths = 1 + self.wave_lengths // logmel.hop  # (B,) frames, as LogMel.num_frames
+        valid = torch.arange(feats.shape[1], device=device) < lengths.to(device).unsqueeze(1)  # (B, T)
+        return Batch(feats * valid.unsqueeze(-1), lengths, self.targets, self.target_lengths, self.ids, self.texts)
+
+
 class UtteranceDataset(Dataset):
     """Manifest entries -> (id, log-mel (T, n_mels), token ids, normalized text).
 
     With ``cache=True`` features are computed once (``fill_cache``) and kept in memory.
+    With ``waveforms=True`` (and no cache) items carry the waveform (samples,) instead of
+    features, for ``collate_waves`` and feature extraction on the training device.
     """
 
     def __init__(self, utts: list[Utterance], logmel: LogMel, tokenizer: CharTokenizer):
@@ -43,6 +69,7 @@ class UtteranceDataset(Dataset):
         self.tokenizer = tokenizer
         self.texts = [normalize_text(u.text).text for u in utts]
         self.cache: list[torch.Tensor] | None = None
+        self.waveforms = False
 
     def __len__(self) -> int:
         return len(self.utts)
@@ -58,7 +85,11 @@ class UtteranceDataset(Dataset):
 
     def __getitem__(self, i: int):
         text = self.texts[i]
-        return self.utts[i].id, self.features(i), torch.tensor(self.tokenizer.encode(text)), text
+        if self.waveforms and self.cache is None:
+            x = load_audio(self.utts[i].audio, self.logmel.cfg.sample_rate)  # (samples,)
+        else:
+            x = self.features(i)  # (T, n_mels)
+        return self.utts[i].id, x, torch.tensor(self.tokenizer.encode(text)), text
 
     def fill_cache(self, workers: int = 2, desc: str = "features") -> None:
         """Compute every utterance's features once, in ``workers`` processes, as float16."""
@@ -96,6 +127,17 @@ def collate(items) -> Batch:
     for i, f in enumerate(feats):
         padded[i, : f.shape[0]] = f
     return Batch(padded, lengths, torch.cat(targets), torch.tensor([len(t) for t in targets]), list(ids), list(texts))
+
+
+def collate_waves(items) -> WaveBatch:
+    """Items with waveforms (``UtteranceDataset.waveforms``) -> a WaveBatch, zero-padded."""
+    ids, waves, targets, texts = zip(*items)
+    lengths = torch.tensor([w.shape[0] for w in waves])
+    padded = torch.zeros(len(waves), int(lengths.max()))
+    for i, w in enumerate(waves):
+        padded[i, : w.shape[0]] = w
+    return WaveBatch(padded, lengths, torch.cat(targets), torch.tensor([len(t) for t in targets]), list(ids),
+                     list(texts))
 
 
 class BucketBatchSampler(Sampler[list[int]]):

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from asr import dist
 from asr.checkpoint import build_model, keep_epoch_checkpoint, load_checkpoint, model_state, save_checkpoint
 from asr.config import TrainConfig, to_dataclass
-from asr.data import Batch, BucketBatchSampler, UtteranceDataset, collate, filter_by_duration
+from asr.data import Batch, BucketBatchSampler, UtteranceDataset, WaveBatch, collate, collate_waves, filter_by_duration
 from asr.decode import GreedyDecoder
 from asr.errors import UserError
 from asr.evaluate import evaluate
@@ -72,6 +72,17 @@ def load_split(path: str, cfg: TrainConfig, logmel: LogMel, tok: CharTokenizer, 
     return ds
 
 
+def _features_on_device(cfg: TrainConfig, device: torch.device) -> bool:
+    """Whether training batches get their log-mels on ``device`` (data.features_on) rather than in the loader."""
+    where = cfg.data.features_on
+    if where not in ("auto", "loader", "device"):
+        raise UserError(f"data.features_on={where}: expected auto, loader or device")
+    if where == "device" and cfg.data.cache_features:
+        raise UserError("data.features_on=device computes log-mels per batch, but data.cache_features=true computes "
+                        "them once up front; set data.cache_features=false (or data.features_on=loader)")
+    return where == "device" or (where == "auto" and device.type == "cuda" and not cfg.data.cache_features)
+
+
 def ctc_min_frames(ids: list[int]) -> int:
     """Fewest frames a CTC path needs: one per token, plus a blank between two equal neighbours."""
     return len(ids) + sum(a == b for a, b in zip(ids, ids[1:]))
@@ -93,9 +104,12 @@ def train(cfg) -> Path:
     torch.manual_seed(cfg.seed)
     tok = build_tokenizer(cfg)  # char, or BPE trained on the training transcripts (the checkpoint's on resume)
     logmel = LogMel(cfg.features)
+    # log-mels of uncached audio on the training device (a GPU), per batch: loader workers then only decode audio
+    device_logmel = LogMel(cfg.features).to(device) if _features_on_device(cfg, device) else None
     train_ds = load_split(cfg.data.train_manifest, cfg, logmel, tok, "train")
     dev_ds = load_split(cfg.data.dev_manifest, cfg, logmel, tok, "dev")
 
+    train_ds.waveforms = device_logmel is not None
     model = build_model(cfg, tok)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
     sampler = BucketBatchSampler([train_ds.num_frames(i) for i in range(len(train_ds))], cfg.data.max_frames,
@@ -135,12 +149,15 @@ def train(cfg) -> Path:
         while state["epoch"] < cfg.optim.epochs:
             sampler.set_epoch(state["epoch"])
             batches = sampler.epoch_batches()[state["batch"]:]
-            loader = DataLoader(train_ds, batch_sampler=batches, collate_fn=collate, num_workers=cfg.data.num_workers,
+            loader = DataLoader(train_ds, batch_sampler=batches, collate_fn=collate_waves if device_logmel else collate,
+                                num_workers=cfg.data.num_workers,
                                 pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(cfg.seed))
             ddp_model.train()
             bar = tqdm(loader, desc=f"epoch {state['epoch'] + 1}/{cfg.optim.epochs}", unit="batch",
                        total=len(batches), disable=rank != 0, file=sys.stderr, mininterval=2)
             for batch in bar:
+                if isinstance(batch, WaveBatch):
+                    batch = batch.featurize(device_logmel)
                 lr_now = lr_at(state["step"], total_steps, cfg.optim)
                 loss, gnorm, lr = _step(ddp_model, opt, batch, device, amp, lr_now, cfg.optim.clip_norm)
                 state["batch"] += 1

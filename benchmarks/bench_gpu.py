@@ -10,15 +10,23 @@ says so and measures nothing. Our ``_step`` on bucketed batches of cached synthe
 * batch cap ``data.max_frames``: 50k, 100k (conf/data/librispeech_100.yaml) and 200k frames;
 
 with audio seconds per second, peak GPU memory, and MFU against the matmul rates measured in
-the same run: fp32 without TF32, TF32, and bf16 (torch.matmul of 8192 x 8192 matrices).
+the same run: fp32 without TF32, TF32, and bf16 (torch.matmul of 8192 x 8192 matrices). Also the
+log-mel rate of ``WaveBatch.featurize`` on the GPU (``data.features_on=device``, the default there
+without the feature cache) against ``LogMel`` per utterance on one CPU thread, as a loader worker runs it.
 """
 
 from __future__ import annotations
 
+import random
+
 import torch
 
-from common import (Context, load_snapshot, log, machine_info, matmul_gflops, model_flops_per_frame, rnd, target,
-                    write_result)
+from common import (Context, best_time, librispeech_durations, load_snapshot, log, machine_info, matmul_gflops,
+                    model_flops_per_frame, rnd, target, write_result)
+
+from asr.config import FeatureConfig  # noqa: E402  (common put the repository on sys.path)
+from asr.data import WaveBatch  # noqa: E402
+from asr.features import LogMel  # noqa: E402
 
 CAPS = (50_000, 100_000, 200_000)  # data.max_frames: padded feature frames per optimizer step
 
@@ -87,14 +95,39 @@ def measure(device: torch.device, small: bool) -> dict:
                     f"MFU {row['mfu']:.0%} "
                     f"(vs {'bf16' if amp else 'tf32'} matmul), padding {row['padding_frac']:.0%}"
                     + (f", peak {row['peak_mem_gb']} GB" if cuda else ""))
+    out_features = measure_features(device, tiny)
     ok = [r for r in runs if "audio_per_s" in r]
     best = max(ok, key=lambda r: r["audio_per_s"]) if ok else None
     base = next((r for r in ok if r["precision"] == "fp32" and r["rnn_impl"] == "packed"
                  and r["max_frames"] == caps[len(caps) // 2]), None)
     out = {"model": model_name, "matmul_gflop_per_s": rates, "runs": runs,
-           "best": best, "gflop_per_audio_s": rnd(3 * per_frame * 25 / 1e9)}
+           "best": best, "gflop_per_audio_s": rnd(3 * per_frame * 25 / 1e9), "features": out_features}
     out["targets"] = [target("best training throughput vs the ~10,000 audio s/s projection",
                              best["audio_per_s"] if best else None, 10_000, True, " audio s/s")]
     if best and base:
         out["best_vs_fp32_packed_default_cap"] = rnd(best["audio_per_s"] / base["audio_per_s"])
     return out
+
+
+def measure_features(device: torch.device, tiny: bool) -> dict:
+    """Log-mel audio s/s: one batch of padded waveforms on ``device`` against per utterance on one CPU thread."""
+    durations = librispeech_durations(4 if tiny else 80, random.Random(0))  # ~1,000 s: a 100k-frame batch
+    lengths = torch.tensor([round(d * 16000) for d in durations])
+    waves = torch.randn(len(durations), int(lengths.max())) * 0.1  # (B, S)
+    batch = WaveBatch(waves.pin_memory() if device.type == "cuda" else waves, lengths, torch.zeros(0),
+                      torch.zeros(len(durations)), [str(i) for i in range(len(durations))], [""] * len(durations))
+    on_device = LogMel(FeatureConfig()).to(device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else None
+    t_device = best_time(lambda: batch.featurize(on_device), reps=3 if tiny else 10, sync=sync)
+    cpu, threads = LogMel(FeatureConfig()), torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        t_cpu = best_time(lambda: [cpu(w[:n]) for w, n in zip(waves, lengths)], reps=1 if tiny else 2)
+    finally:
+        torch.set_num_threads(threads)
+    audio_s = float(lengths.sum()) / 16000
+    log(f"  log-mel of {audio_s:,.0f} s of audio: {device.type} batch {audio_s / t_device:,.0f} audio s/s "
+        f"(host-to-device copy included), one CPU thread per utterance {audio_s / t_cpu:,.0f}: "
+        f"{t_cpu / t_device:.2f}x")
+    return {"audio_s": rnd(audio_s), "device_audio_per_s": rnd(audio_s / t_device),
+            "cpu_thread_audio_per_s": rnd(audio_s / t_cpu), "device_vs_cpu_thread": rnd(t_cpu / t_device)}

@@ -16,8 +16,9 @@ import asr.train
 from asr.checkpoint import build_model, load_checkpoint, load_model
 from asr.cli import main
 from asr.config import compose
-from asr.data import UtteranceDataset
+from asr.data import UtteranceDataset, WaveBatch
 from asr.decode import GreedyDecoder
+from asr.errors import UserError
 from asr.evaluate import evaluate
 from asr.features import LogMel
 from asr.manifest import read_manifest
@@ -140,3 +141,38 @@ def test_eval_by_speaker(tiny_model, digit_manifests, tmp_path, capsys):
         assert int(n) == len(mine) and int(words) == sum(r["ref_words"] for r in mine)
         assert float(wer) == pytest.approx(100 * sum(r["word_errors"] for r in mine) / int(words), abs=0.01)
     assert float(table[out[3].split()[0]][2]) >= float(table[out[4].split()[0]][2]), "worst speaker first"
+
+
+def test_features_on_device_trains_like_the_loader(digit_manifests, tmp_path, monkeypatch):
+    """data.features_on=device (log-mels per batch of padded waveforms, on the training device: the CPU here)
+    follows the loader path's loss curve and weights: the features are equal up to float rounding."""
+    train_m, dev_m = digit_manifests
+    calls = {"loader": 0, "device": 0}
+    real = WaveBatch.featurize
+    runs = {}
+    for where in ("loader", "device"):
+        def counted(self, logmel, where=where):
+            calls[where] += 1
+            return real(self, logmel)
+
+        monkeypatch.setattr(WaveBatch, "featurize", counted)
+        run = tmp_path / where
+        train(compose(tiny_overrides(run, train_m, dev_m, epochs=1) +
+                      ["data.cache_features=false", f"data.features_on={where}", "data.num_workers=0"]))
+        runs[where] = run
+    assert calls["loader"] == 0 and calls["device"] > 0
+    loss = {w: [float(r["loss"]) for r in csv.DictReader(open(r / "train.csv"))] for w, r in runs.items()}
+    assert len(loss["loader"]) == len(loss["device"]) >= 3
+    assert loss["device"] == pytest.approx(loss["loader"], rel=1e-3)
+    a, b = (load_checkpoint(r / "last.pt")["model"] for r in runs.values())
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-3), k
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["data.features_on=gpu"], "expected auto, loader or device"),
+    (["data.features_on=device", "data.cache_features=true"], "set data.cache_features=false"),
+])
+def test_features_on_bad_settings(digit_manifests, tmp_path, overrides, message):
+    with pytest.raises(UserError, match=message):
+        train(compose(tiny_overrides(tmp_path / "run", *digit_manifests, epochs=1) + overrides))

@@ -4,7 +4,10 @@ import pytest
 import torch
 
 from asr.config import FeatureConfig, SpecAugmentConfig
+from asr.data import UtteranceDataset, collate, collate_waves
 from asr.features import LogMel, RunningStats, SpecAugment, freq_warp
+from asr.manifest import Utterance
+from asr.text import CharTokenizer
 
 
 @pytest.mark.parametrize("n", [160, 161, 16000, 23456])
@@ -19,6 +22,30 @@ def test_batched_matches_single():
     lm = LogMel(FeatureConfig())
     x = torch.randn(3, 8000)
     assert torch.allclose(lm(x)[1], lm(x[1]), atol=1e-4)
+
+
+def test_device_features_match_the_loader(tmp_path):
+    """A WaveBatch featurized in one call gives the Batch that collate makes from per-utterance features:
+    same lengths, same valid frames (LogMel pads with zeros, as the batch does), zeros past each length."""
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    utts = []
+    for i, n in enumerate([16000, 7001, 12345, 160]):  # lengths that are and are not multiples of the hop
+        path = tmp_path / f"u{i}.flac"
+        sf.write(path, (0.2 * rng.standard_normal(n)).astype(np.float32), 16000, subtype="PCM_24")
+        utts.append(Utterance(f"u{i}", str(path), n / 16000, "a b"))
+    ds = UtteranceDataset(utts, LogMel(FeatureConfig()), CharTokenizer())
+    ref = collate([ds[i] for i in range(len(ds))])
+    ds.waveforms = True
+    waves = collate_waves([ds[i] for i in range(len(ds))])
+    assert waves.waves.shape == (4, 16000) and waves.wave_lengths.tolist() == [16000, 7001, 12345, 160]
+    got = waves.featurize(LogMel(FeatureConfig()))
+    assert got.feature_lengths.tolist() == ref.feature_lengths.tolist() == [101, 44, 78, 2]
+    assert got.features.shape == ref.features.shape
+    assert (got.features - ref.features).abs().max() < 1e-5  # float rounding of a batched FFT
+    assert torch.equal(got.targets, ref.targets) and got.ids == ref.ids and got.texts == ref.texts
+    assert (got.features[1, 44:] == 0).all() and (got.features[1, :44] != 0).any()
 
 
 def test_parity_with_librosa_slaney():
