@@ -121,23 +121,25 @@ class _FeatureJob(Dataset):
 
 
 def collate(items) -> Batch:
+    """Items with features -> a Batch, zero-padded, float32 (the cache holds float16)."""
     ids, feats, targets, texts = zip(*items)
-    lengths = torch.tensor([f.shape[0] for f in feats])
-    padded = torch.zeros(len(feats), int(lengths.max()), feats[0].shape[1])
-    for i, f in enumerate(feats):
-        padded[i, : f.shape[0]] = f
-    return Batch(padded, lengths, torch.cat(targets), torch.tensor([len(t) for t in targets]), list(ids), list(texts))
+    return Batch(*_padded(feats), torch.cat(targets), torch.tensor([len(t) for t in targets]), list(ids), list(texts))
 
 
 def collate_waves(items) -> WaveBatch:
     """Items with waveforms (``UtteranceDataset.waveforms``) -> a WaveBatch, zero-padded."""
     ids, waves, targets, texts = zip(*items)
-    lengths = torch.tensor([w.shape[0] for w in waves])
-    padded = torch.zeros(len(waves), int(lengths.max()))
-    for i, w in enumerate(waves):
-        padded[i, : w.shape[0]] = w
-    return WaveBatch(padded, lengths, torch.cat(targets), torch.tensor([len(t) for t in targets]), list(ids),
+    return WaveBatch(*_padded(waves), torch.cat(targets), torch.tensor([len(t) for t in targets]), list(ids),
                      list(texts))
+
+
+def _padded(seqs) -> tuple[torch.Tensor, torch.Tensor]:
+    """(L_i, ...) tensors -> (B, max L_i, ...) float32 zero-padded, and (B,) lengths L_i."""
+    lengths = torch.tensor([x.shape[0] for x in seqs])
+    padded = seqs[0].new_zeros((len(seqs), int(lengths.max()), *seqs[0].shape[1:]), dtype=torch.float32)
+    for i, x in enumerate(seqs):
+        padded[i, : x.shape[0]] = x
+    return padded, lengths
 
 
 class BucketBatchSampler(Sampler[list[int]]):
