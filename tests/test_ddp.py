@@ -48,9 +48,11 @@ def run_ddp(world, overrides, trace_dir):
 
 
 @pytest.mark.slow
-def test_ddp_two_ranks_match_one_process(digit_manifests, tmp_path):
+@pytest.mark.parametrize("features", [[], ["data.cache_features=false", "data.features_on=device"]],
+                         ids=["cached-features", "features-on-device"])
+def test_ddp_two_ranks_match_one_process(digit_manifests, tmp_path, features):
     train_m, dev_m = digit_manifests
-    common = ["specaug=none", "model.dropout=0.0", "threads=1", "data.max_frames=3000"]  # deterministic
+    common = ["specaug=none", "model.dropout=0.0", "threads=1", "data.max_frames=3000", *features]  # deterministic
     one, two = tmp_path / "one", tmp_path / "two"
     (tmp_path / "t1").mkdir()
     (tmp_path / "t2").mkdir()
