@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from asr.audio import load_audio
 from asr.config import DataConfig
-from asr.features import LogMel, RunningStats
+from asr.features import LogMel, RunningStats, zero_padding
 from asr.manifest import Utterance
 from asr.text import CharTokenizer, normalize_text
 
@@ -50,9 +50,9 @@ class WaveBatch(NamedTuple):
         device = next(logmel.buffers()).device  # the mel filterbank's
         nb = device.type == "cuda"
         feats = logmel(self.waves.to(device, non_blocking=nb))  # (B, S) -> (B, T, n_mels), T = 1 + S // hop
-        lengths = 1 + self.wave_lengths // logmel.hop  # (B,) frames, as LogMel.num_frames
-        valid = torch.arange(feats.shape[1], device=device) < lengths.to(device).unsqueeze(1)  # (B, T)
-        return Batch(feats * valid.unsqueeze(-1), lengths, self.targets, self.target_lengths, self.ids, self.texts)
+        lengths = logmel.num_frames(self.wave_lengths)  # (B,) frames
+        feats = zero_padding(feats, lengths.to(device), time_dim=1)
+        return Batch(feats, lengths, self.targets, self.target_lengths, self.ids, self.texts)
 
 
 class UtteranceDataset(Dataset):

@@ -40,13 +40,22 @@ class LogMel(nn.Module):
             mel_scale="slaney",
         )
 
-    def num_frames(self, num_samples: int) -> int:
+    def num_frames(self, num_samples):
+        """Frames of ``num_samples`` samples (an int, or a tensor of lengths)."""
         return 1 + num_samples // self.hop
 
     @torch.no_grad()
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         mel = self.mel(wav)  # (..., n_mels, frames)
         return torch.log(mel + LOG_FLOOR).transpose(-1, -2)  # -> (..., frames, n_mels)
+
+
+def zero_padding(x: torch.Tensor, lengths: torch.Tensor, time_dim: int) -> torch.Tensor:
+    """x with every time step at or past each utterance's length set to zero (batch first)."""
+    shape = [1] * x.dim()
+    shape[0], shape[time_dim] = x.shape[0], x.shape[time_dim]
+    steps = torch.arange(x.shape[time_dim], device=x.device)
+    return x * (steps.unsqueeze(0) < lengths.unsqueeze(1)).view(shape).to(x.dtype)
 
 
 class GlobalNorm(nn.Module):

@@ -7,7 +7,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from asr.config import FeatureConfig, ModelConfig, SpecAugmentConfig
-from asr.features import GlobalNorm, SpecAugment
+from asr.features import GlobalNorm, SpecAugment, zero_padding
 
 SUBSAMPLING = 4  # two stride-2 convolutions
 
@@ -41,9 +41,9 @@ class ConvFront(nn.Module):
         self.proj = nn.Linear(channels * freq, out_dim)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        x = _zero_padding(x.unsqueeze(1), lengths, time_dim=2)  # (B, T, F) -> (B, 1, T, F)
+        x = zero_padding(x.unsqueeze(1), lengths, time_dim=2)  # (B, T, F) -> (B, 1, T, F)
         x = self.conv[1](self.conv[0](x))  # (B, C, T/2, F/2)
-        x = _zero_padding(x, conv_out_lengths(lengths, convs=1), time_dim=2)
+        x = zero_padding(x, conv_out_lengths(lengths, convs=1), time_dim=2)
         x = self.conv[3](self.conv[2](x))  # (B, C, T/4, F/4)
         b, c, t, f = x.shape
         x = x.permute(0, 2, 1, 3).reshape(b, t, c * f)  # (B, C, T', F') -> (B, T', C*F')
@@ -131,13 +131,5 @@ def _gather_time(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 def _utterance_cmn(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Subtract each utterance's per-bin mean over its valid frames; padding stays zero."""
     lengths = lengths.to(x.device)
-    mean = _zero_padding(x, lengths, time_dim=1).sum(1, keepdim=True) / lengths.clamp_min(1).view(-1, 1, 1)  # (B, 1, F)
-    return _zero_padding(x - mean, lengths, time_dim=1)
-
-
-def _zero_padding(x: torch.Tensor, lengths: torch.Tensor, time_dim: int) -> torch.Tensor:
-    """x with every time step at or past each utterance's length set to zero (batch first)."""
-    shape = [1] * x.dim()
-    shape[0], shape[time_dim] = x.shape[0], x.shape[time_dim]
-    steps = torch.arange(x.shape[time_dim], device=x.device)
-    return x * (steps.unsqueeze(0) < lengths.unsqueeze(1)).view(shape).to(x.dtype)
+    mean = zero_padding(x, lengths, time_dim=1).sum(1, keepdim=True) / lengths.clamp_min(1).view(-1, 1, 1)  # (B, 1, F)
+    return zero_padding(x - mean, lengths, time_dim=1)
