@@ -22,7 +22,7 @@ import random
 import torch
 
 from common import (Context, best_time, librispeech_durations, load_snapshot, log, machine_info, matmul_gflops,
-                    model_flops_per_frame, rnd, target, write_result)
+                    model_flops_per_frame, rnd, target, threads, write_result)
 
 from asr.config import FeatureConfig  # noqa: E402  (common put the repository on sys.path)
 from asr.data import WaveBatch  # noqa: E402
@@ -119,12 +119,9 @@ def measure_features(device: torch.device, tiny: bool) -> dict:
     on_device = LogMel(FeatureConfig()).to(device)
     sync = torch.cuda.synchronize if device.type == "cuda" else None
     t_device = best_time(lambda: batch.featurize(on_device), reps=3 if tiny else 10, sync=sync)
-    cpu, threads = LogMel(FeatureConfig()), torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    cpu = LogMel(FeatureConfig())
+    with threads(1):
         t_cpu = best_time(lambda: [cpu(w[:n]) for w, n in zip(waves, lengths)], reps=1 if tiny else 2)
-    finally:
-        torch.set_num_threads(threads)
     audio_s = float(lengths.sum()) / 16000
     log(f"  log-mel of {audio_s:,.0f} s of audio: {device.type} batch {audio_s / t_device:,.0f} audio s/s "
         f"(host-to-device copy included), one CPU thread per utterance {audio_s / t_cpu:,.0f}: "

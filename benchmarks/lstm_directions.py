@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 
-from common import best_time  # also puts the repository on sys.path
+from common import best_time, threads  # also puts the repository on sys.path
 
 import torch
 
@@ -44,10 +44,9 @@ def main() -> None:
                 one_direction(fwd, x)
                 other.join()
 
-            torch.set_num_threads(2)
-            ref = best_time(bidirectional, reps=5)
-            ours = best_time(concurrent, reps=5)
-            torch.set_num_threads(2)
+            with threads(2):  # the reference's two threads; restored after the threads of `concurrent` set 1
+                ref = best_time(bidirectional, reps=5)
+                ours = best_time(concurrent, reps=5)
             print(f"H={hidden} B={batch} T'={T}: bidirectional kernel, 2 threads {ref * 1e3:.0f} ms; "
                   f"two directions in two threads, 1 each {ours * 1e3:.0f} ms: {ref / ours:.2f}x", flush=True)
 
