@@ -35,6 +35,26 @@ def load_audio(path: str | os.PathLike, sample_rate: int = 16000) -> torch.Tenso
     return to_mono_resampled(data, rate, sample_rate, name=str(path))
 
 
+PCM16_SCALE = 32768.0  # int16 sample -> float in [-1, 1), as libsndfile converts 16-bit PCM
+
+
+def load_audio_pcm16(path: str | os.PathLike, sample_rate: int = 16000) -> torch.Tensor:
+    """``load_audio`` for the training loader's waveform path: the samples as int16 when the file already
+    is 16-bit PCM, mono, at ``sample_rate`` (LibriSpeech's FLAC), else ``load_audio``'s float32.
+
+    int16 halves the bytes that go from the loader workers to the GPU (and their pinned memory) and
+    skips the float conversion and checks: 3,860 against 2,740-3,250 audio s/s decoded on one thread
+    (the LibriSpeech sample's FLAC). ``int16 / PCM16_SCALE`` is exactly ``load_audio``'s result.
+    """
+    try:
+        with sf.SoundFile(str(path)) as f:
+            if f.channels == 1 and f.samplerate == sample_rate and f.subtype == "PCM_16" and f.frames > 0:
+                return torch.from_numpy(f.read(dtype="int16"))  # (samples,) int16
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError):
+        pass  # load_audio says what is wrong with the file
+    return load_audio(path, sample_rate)
+
+
 def to_mono_resampled(data: np.ndarray, rate: int, sample_rate: int = 16000, name: str = "audio") -> torch.Tensor:
     """(samples,) or (samples, channels) array at ``rate`` -> (samples',) float32 tensor at ``sample_rate``."""
     data = np.asarray(data, dtype=np.float32)

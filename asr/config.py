@@ -68,7 +68,8 @@ class DataConfig:
     num_workers: int = 0  # DataLoader worker processes (0: load in the training process)
     cache_features: bool = True  # compute features once and keep them in memory
     features_on: str = "auto"  # where uncached log-mels are computed: loader (DataLoader workers) | device (the
-    #                            training device, per batch of padded waveforms; workers only decode audio) |
+    #                            training device, per batch of padded waveforms; workers only decode audio, int16
+    #                            for 16-bit PCM) |
     #                            auto: device on a GPU when cache_features is false, else loader
     sortagrad: bool = True  # first epoch from shortest to longest batch: CTC leaves its all-blank plateau sooner
     stats: Optional[str] = None  # per-bin mean/std JSON of `asr stats` (None: computed from the training set at start)

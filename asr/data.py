@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
-from asr.audio import load_audio
+from asr.audio import PCM16_SCALE, load_audio, load_audio_pcm16
 from asr.config import DataConfig
 from asr.features import LogMel, RunningStats, zero_padding
 from asr.manifest import Utterance
@@ -34,7 +34,7 @@ class Batch(NamedTuple):
 class WaveBatch(NamedTuple):
     """A batch before its log-mels: padded waveforms, for feature extraction on the training device."""
 
-    waves: torch.Tensor  # (B, S) samples at the feature sample rate, zero-padded
+    waves: torch.Tensor  # (B, S) samples at the feature sample rate, zero-padded: int16 (16-bit PCM files) or float32
     wave_lengths: torch.Tensor  # (B,) valid samples
     targets: torch.Tensor  # (sum of target lengths,) token ids, concatenated
     target_lengths: torch.Tensor  # (B,) tokens per utterance
@@ -49,7 +49,10 @@ class WaveBatch(NamedTuple):
         """
         device = next(logmel.buffers()).device  # the mel filterbank's
         nb = device.type == "cuda"
-        feats = logmel(self.waves.to(device, non_blocking=nb))  # (B, S) -> (B, T, n_mels), T = 1 + S // hop
+        waves = self.waves.to(device, non_blocking=nb)
+        if waves.dtype == torch.int16:
+            waves = waves.float() / PCM16_SCALE  # what load_audio returns for the same file, exactly
+        feats = logmel(waves)  # (B, S) -> (B, T, n_mels), T = 1 + S // hop
         lengths = logmel.num_frames(self.wave_lengths)  # (B,) frames
         feats = zero_padding(feats, lengths.to(device), time_dim=1)
         return Batch(feats, lengths, self.targets, self.target_lengths, self.ids, self.texts)
@@ -86,7 +89,7 @@ class UtteranceDataset(Dataset):
     def __getitem__(self, i: int):
         text = self.texts[i]
         if self.waveforms and self.cache is None:
-            x = load_audio(self.utts[i].audio, self.logmel.cfg.sample_rate)  # (samples,)
+            x = load_audio_pcm16(self.utts[i].audio, self.logmel.cfg.sample_rate)  # (samples,) int16 or float32
         else:
             x = self.features(i)  # (T, n_mels)
         return self.utts[i].id, x, torch.tensor(self.tokenizer.encode(text)), text
@@ -127,16 +130,21 @@ def collate(items) -> Batch:
 
 
 def collate_waves(items) -> WaveBatch:
-    """Items with waveforms (``UtteranceDataset.waveforms``) -> a WaveBatch, zero-padded."""
+    """Items with waveforms (``UtteranceDataset.waveforms``) -> a WaveBatch, zero-padded.
+
+    int16 when every waveform is (16-bit PCM files), else float32 with int16 ones scaled as load_audio does.
+    """
     ids, waves, targets, texts = zip(*items)
-    return WaveBatch(*_padded(waves), torch.cat(targets), torch.tensor([len(t) for t in targets]), list(ids),
+    if any(w.dtype != torch.int16 for w in waves):
+        waves = [w.float() / PCM16_SCALE if w.dtype == torch.int16 else w for w in waves]
+    return WaveBatch(*_padded(waves, waves[0].dtype), torch.cat(targets), torch.tensor([len(t) for t in targets]), list(ids),
                      list(texts))
 
 
-def _padded(seqs) -> tuple[torch.Tensor, torch.Tensor]:
-    """(L_i, ...) tensors -> (B, max L_i, ...) float32 zero-padded, and (B,) lengths L_i."""
+def _padded(seqs, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+    """(L_i, ...) tensors -> (B, max L_i, ...) zero-padded ``dtype``, and (B,) lengths L_i."""
     lengths = torch.tensor([x.shape[0] for x in seqs])
-    padded = seqs[0].new_zeros((len(seqs), int(lengths.max()), *seqs[0].shape[1:]), dtype=torch.float32)
+    padded = seqs[0].new_zeros((len(seqs), int(lengths.max()), *seqs[0].shape[1:]), dtype=dtype)
     for i, x in enumerate(seqs):
         padded[i, : x.shape[0]] = x
     return padded, lengths

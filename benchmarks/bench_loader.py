@@ -76,7 +76,11 @@ def run(ctx: Context) -> dict:
         t_decode = best_time(lambda: [load_audio(u.audio) for u in utts], reps, warmup=0)
         t_feats = best_time(lambda: [ds.logmel(w) for w in wavs], reps, warmup=0)
         t_item = best_time(lambda: [ds[i] for i in range(len(ds))], reps, warmup=0)
+        ds.waveforms = True  # data.features_on=device: workers only decode (int16 for 16-bit PCM)
+        t_wave = best_time(lambda: [ds[i] for i in range(len(ds))], reps, warmup=0)
+        ds.waveforms = False
     per_worker = audio_s / t_item
+    wave_worker = audio_s / t_wave
     # the real thing: DataLoader, 2 worker processes, bucketed batches, our collate
     sampler = BucketBatchSampler([ds.num_frames(i) for i in range(len(ds))], 8000, seed=0)
     loader = DataLoader(ds, batch_sampler=sampler.epoch_batches(), collate_fn=collate, num_workers=2,
@@ -87,14 +91,16 @@ def run(ctx: Context) -> dict:
     assert n == len(ds)
     result.update({
         "decode_audio_per_s": rnd(audio_s / t_decode), "features_audio_per_s": rnd(audio_s / t_feats),
-        "per_worker_audio_per_s": rnd(per_worker), "decode_frac": rnd(t_decode / (t_decode + t_feats)),
+        "per_worker_audio_per_s": rnd(per_worker), "per_worker_waveforms_audio_per_s": rnd(wave_worker),
+        "decode_frac": rnd(t_decode / (t_decode + t_feats)),
         "dataloader_2_workers_audio_per_s": rnd(audio_s / t_loader),
         "dataloader_note": "includes starting 2 worker processes",
     })
     log(f"  one worker (1 thread), {audio_s:.0f} s of FLAC: {per_worker:,.0f} audio s/s per worker "
         f"(decode {audio_s / t_decode:,.0f}, log-mel {audio_s / t_feats:,.0f} audio s/s; decode "
         f"{t_decode / (t_decode + t_feats):.0%} of the time); DataLoader with 2 workers + collate: "
-        f"{audio_s / t_loader:,.0f} audio s/s (with worker start-up)")
+        f"{audio_s / t_loader:,.0f} audio s/s (with worker start-up); waveforms only, for log-mels on the "
+        f"GPU (data.features_on=device): {wave_worker:,.0f} audio s/s per worker")
     need = {}
     for key, rate in _train_rates(ctx).items():
         need[f"CPU training {key}"] = {"consumes_audio_per_s": rate, "workers": rnd(rate / per_worker),
@@ -102,12 +108,16 @@ def run(ctx: Context) -> dict:
     need["H100 LibriSpeech model (projected)"] = {"consumes_audio_per_s": H100_AUDIO_PER_S,
                                                   "workers": rnd(H100_AUDIO_PER_S / per_worker),
                                                   "workers_ceil": math.ceil(H100_AUDIO_PER_S / per_worker)}
+    need["H100 LibriSpeech model (projected), log-mels on the GPU"] = {
+        "consumes_audio_per_s": H100_AUDIO_PER_S, "workers": rnd(H100_AUDIO_PER_S / wave_worker),
+        "workers_ceil": math.ceil(H100_AUDIO_PER_S / wave_worker)}
     result["workers_needed"] = need
     for k, v in need.items():
         log(f"  {k}: consumes {v['consumes_audio_per_s']:,.0f} audio s/s -> {v['workers']} workers "
             f"({v['workers_ceil']} at least)")
-    h100 = need["H100 LibriSpeech model (projected)"]["workers_ceil"]
-    result["targets"] = [target("loader workers to feed an H100 (LibriSpeech model, ~10,000 audio s/s)", h100, 16,
+    h100 = need["H100 LibriSpeech model (projected), log-mels on the GPU"]["workers_ceil"]
+    result["targets"] = [target("loader workers to feed an H100 (LibriSpeech model, ~10,000 audio s/s, log-mels on "
+                                "the GPU)", h100, 16,
                                 False, " workers")]
     result["load_after"] = load_snapshot()
     write_result(ctx, "loader", result)

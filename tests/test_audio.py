@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from asr.audio import MAX_RESAMPLE_UNITS, load_audio, resample_units
+from asr.audio import MAX_RESAMPLE_UNITS, PCM16_SCALE, load_audio, load_audio_pcm16, resample_units
 from asr.errors import UserError
 
 
@@ -103,6 +103,34 @@ def test_missing_empty_and_nonfinite(tmp_path):
     sf.write(nan, x, 16000, subtype="FLOAT")
     with pytest.raises(UserError, match="nan.wav: the audio contains NaN or infinite samples"):
         load_audio(nan)
+
+
+@pytest.mark.parametrize("rate, subtype, channels, fmt, dtype", [
+    (16000, "PCM_16", 1, "FLAC", torch.int16), (16000, "PCM_16", 1, "WAV", torch.int16),
+    (16000, "PCM_24", 1, "FLAC", torch.float32), (16000, "PCM_16", 2, "WAV", torch.float32),
+    (8000, "PCM_16", 1, "WAV", torch.float32),
+])
+def test_pcm16_loader_path(tmp_path, rate, subtype, channels, fmt, dtype):
+    """16-bit mono files at the target rate come back as int16, exactly load_audio's samples times 32768;
+    anything else as load_audio's float32."""
+    path = tmp_path / f"a.{fmt.lower()}"
+    sf.write(path, tone(rate, 0.5, channels), rate, subtype=subtype, format=fmt)
+    got, ref = load_audio_pcm16(path), load_audio(path)
+    assert got.dtype == dtype and got.shape == ref.shape
+    assert torch.equal(got.float() / PCM16_SCALE if dtype == torch.int16 else got, ref)
+
+
+def test_pcm16_loader_path_errors(tmp_path):
+    with pytest.raises(UserError, match="no such audio file"):
+        load_audio_pcm16(tmp_path / "nope.flac")
+    bad = tmp_path / "bad.flac"
+    bad.write_bytes(b"not audio at all")
+    with pytest.raises(UserError, match="bad.flac: cannot read audio"):
+        load_audio_pcm16(bad)
+    empty = tmp_path / "empty.wav"
+    sf.write(empty, np.zeros(0, dtype=np.int16), 16000, subtype="PCM_16")
+    with pytest.raises(UserError, match="no samples"):
+        load_audio_pcm16(empty)
 
 
 def test_real_files(librispeech_sample, fsdd):

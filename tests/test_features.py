@@ -24,22 +24,26 @@ def test_batched_matches_single():
     assert torch.allclose(lm(x)[1], lm(x[1]), atol=1e-4)
 
 
-def test_device_features_match_the_loader(tmp_path):
+@pytest.mark.parametrize("subtypes, dtype", [(["PCM_24"] * 4, torch.float32), (["PCM_16"] * 4, torch.int16),
+                                             (["PCM_16", "PCM_24", "PCM_16", "PCM_16"], torch.float32)])
+def test_device_features_match_the_loader(tmp_path, subtypes, dtype):
     """A WaveBatch featurized in one call gives the Batch that collate makes from per-utterance features:
-    same lengths, same valid frames (LogMel pads with zeros, as the batch does), zeros past each length."""
+    same lengths, same valid frames (LogMel pads with zeros, as the batch does), zeros past each length.
+    16-bit files travel as int16 (half the bytes), a batch with any other file as float32."""
     import soundfile as sf
 
     rng = np.random.default_rng(0)
     utts = []
     for i, n in enumerate([16000, 7001, 12345, 160]):  # lengths that are and are not multiples of the hop
         path = tmp_path / f"u{i}.flac"
-        sf.write(path, (0.2 * rng.standard_normal(n)).astype(np.float32), 16000, subtype="PCM_24")
+        sf.write(path, (0.2 * rng.standard_normal(n)).astype(np.float32), 16000, subtype=subtypes[i])
         utts.append(Utterance(f"u{i}", str(path), n / 16000, "a b"))
     ds = UtteranceDataset(utts, LogMel(FeatureConfig()), CharTokenizer())
     ref = collate([ds[i] for i in range(len(ds))])
     ds.waveforms = True
     waves = collate_waves([ds[i] for i in range(len(ds))])
     assert waves.waves.shape == (4, 16000) and waves.wave_lengths.tolist() == [16000, 7001, 12345, 160]
+    assert waves.waves.dtype == dtype
     got = waves.featurize(LogMel(FeatureConfig()))
     assert got.feature_lengths.tolist() == ref.feature_lengths.tolist() == [101, 44, 78, 2]
     assert got.features.shape == ref.features.shape
