@@ -11,8 +11,9 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from asr.data import BucketBatchSampler, UtteranceDataset, collate
+from asr.data import BucketBatchSampler, UtteranceDataset, WaveBatch, collate, collate_waves
 from asr.decode import Decoder, Hypothesis
+from asr.features import LogMel
 from asr.io import atomic_open
 from asr.metrics import ErrorCounts, char_errors, word_errors
 
@@ -27,15 +28,25 @@ class EvalResult:
 
 @torch.no_grad()
 def infer(model, ds: UtteranceDataset, decoder: Decoder, device: torch.device, max_frames: int = 40000,
-          num_workers: int = 0, progress: bool = False, precision: torch.dtype | None = None):
-    """Decode every utterance; returns ({id: Hypothesis}, summed CTC loss)."""
+          num_workers: int = 0, progress: bool = False, precision: torch.dtype | None = None,
+          logmel: LogMel | None = None):
+    """Decode every utterance; returns ({id: Hypothesis}, summed CTC loss).
+
+    With ``logmel`` (a LogMel on ``device``) and a dataset without its feature cache, the loader hands over
+    waveforms and the log-mels of each batch are computed on ``device``, as training does (data.features_on).
+    """
     model.eval()
+    waves = logmel is not None and ds.cache is None
+    ds.waveforms = waves
     sampler = BucketBatchSampler([ds.num_frames(i) for i in range(len(ds))], max_frames, shuffle=False)
-    loader = DataLoader(ds, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers)
+    loader = DataLoader(ds, batch_sampler=sampler, collate_fn=collate_waves if waves else collate,
+                        num_workers=num_workers, pin_memory=waves and device.type == "cuda")
     ctc = torch.nn.CTCLoss(blank=0, reduction="sum", zero_infinity=True)
     hyps: dict[str, Hypothesis] = {}
     loss = 0.0
     for batch in tqdm(loader, desc="decode", unit="batch", disable=not progress, file=sys.stderr):
+        if isinstance(batch, WaveBatch):
+            batch = batch.featurize(logmel)
         batch = batch.to(device)
         with torch.autocast(device.type, dtype=precision or torch.float32, enabled=precision is not None):
             log_probs, out_lengths = model(batch.features, batch.feature_lengths.to(device))

@@ -186,7 +186,7 @@ def train(cfg) -> Path:
             state["epoch"] += 1
             state["batch"] = 0
             result = evaluate(model, dev_ds, GreedyDecoder(tok), device, max_frames=2 * cfg.data.max_frames,
-                              precision=amp)
+                              precision=amp, num_workers=cfg.data.num_workers, logmel=device_logmel)
             improved = result.wer < state["best_wer"]
             state["best_wer"] = min(state["best_wer"], result.wer)
             checkpoint()

@@ -145,14 +145,16 @@ def test_eval_by_speaker(tiny_model, digit_manifests, tmp_path, capsys):
 
 def test_features_on_device_trains_like_the_loader(digit_manifests, tmp_path, monkeypatch):
     """data.features_on=device (log-mels per batch of padded waveforms, on the training device: the CPU here)
-    follows the loader path's loss curve and weights: the features are equal up to float rounding."""
+    follows the loader path's loss curve, weights and dev pass: the features are equal up to float rounding."""
     train_m, dev_m = digit_manifests
     calls = {"loader": 0, "device": 0}
+    featurized = set()  # utterance ids whose log-mels were computed on the device
     real = WaveBatch.featurize
     runs = {}
     for where in ("loader", "device"):
         def counted(self, logmel, where=where):
             calls[where] += 1
+            featurized.update(self.ids)
             return real(self, logmel)
 
         monkeypatch.setattr(WaveBatch, "featurize", counted)
@@ -161,9 +163,13 @@ def test_features_on_device_trains_like_the_loader(digit_manifests, tmp_path, mo
                       ["data.cache_features=false", f"data.features_on={where}", "data.num_workers=0"]))
         runs[where] = run
     assert calls["loader"] == 0 and calls["device"] > 0
+    dev_ids = {json.loads(line)["id"] for line in open(dev_m)}
+    assert dev_ids <= featurized  # the dev pass computed its log-mels on the device too
     loss = {w: [float(r["loss"]) for r in csv.DictReader(open(r / "train.csv"))] for w, r in runs.items()}
     assert len(loss["loader"]) == len(loss["device"]) >= 3
     assert loss["device"] == pytest.approx(loss["loader"], rel=1e-3)
+    dev = {w: [(float(r["loss"]), float(r["wer"])) for r in csv.DictReader(open(r / "dev.csv"))] for w, r in runs.items()}
+    assert len(dev["device"]) == 1 and dev["device"][0] == pytest.approx(dev["loader"][0], rel=1e-3)  # dev pass too
     a, b = (load_checkpoint(r / "last.pt")["model"] for r in runs.values())
     for k in a:
         assert torch.allclose(a[k], b[k], atol=1e-3), k
