@@ -13,7 +13,7 @@ Same log-probabilities, same beam width, one utterance at a time on one thread, 
 LM weights are the same on both sides: pyctcdecode's ``alpha`` multiplies natural-log LM scores
 and ours ``lm_weight`` multiplies log10 ones, so ``lm_weight = alpha * ln 10``; ``beta`` =
 ``word_score``. Each library keeps its own pruning defaults (pyctcdecode: ``token_min_logp=-5``,
-``beam_prune_logp=-10``; ours: ``beam_threshold=25``, ``beam_size_token=8``).
+``beam_prune_logp=-10``; ours: ``beam_threshold=10``, ``beam_size_token=8``).
 
 Log-probabilities, two sources:
 
