@@ -117,13 +117,7 @@ def train(cfg) -> Path:
     state = {"epoch": 0, "batch": 0, "step": 0, "best_wer": float("inf"), "bad_steps": 0, "skipped": 0}
     last = run_dir / "last.pt"
     if cfg.resume and last.is_file():
-        ckpt = load_checkpoint(last)
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        state.update(ckpt["train_state"])
-        torch.set_rng_state(ckpt["rng"])
-        print(f"resuming {last}: epoch {state['epoch'] + 1}, batch {state['batch']}, step {state['step']}",
-              file=sys.stderr)
+        _resume(last, cfg, model, opt, state)
     else:
         # global mean/var normalization from the training set (precomputed by `asr stats` for large corpora)
         model.norm.set_stats(*(load_stats(cfg.data.stats, cfg.features) if cfg.data.stats else train_ds.stats()))
@@ -204,6 +198,32 @@ def train(cfg) -> Path:
         log.close()
         dist.cleanup()
     return run_dir
+
+
+def _resume(last: Path, cfg: TrainConfig, model, opt, state: dict) -> None:
+    """Load ``last`` into model, optimizer, training state and RNG; a one-line error when it does not fit.
+
+    A run directory resumes only with the features and layer shapes it was trained with: other features
+    would load without complaint and silently feed the model inputs it never saw.
+    """
+    ckpt = load_checkpoint(last)
+    old = ckpt.get("config", {})
+    diffs = [f"{sec}.{k}={old[sec].get(k)!r} there, {v!r} now" for sec in ("features", "model")
+             for k, v in asdict(getattr(cfg, sec)).items() if sec in old and old[sec].get(k) != v]
+    why = "features differ" if any(d.startswith("features.") for d in diffs) else None
+    if why is None:
+        try:
+            model.load_state_dict(ckpt["model"])
+        except RuntimeError:
+            why = "layer shapes differ"
+    if why:
+        raise UserError(f"{last}: cannot resume: {why} ({'; '.join(diffs) or 'tokenizer or vocabulary'}); use another "
+                        f"run_dir, the settings it was trained with, or resume=false to start over in it")
+    opt.load_state_dict(ckpt["optimizer"])
+    state.update(ckpt["train_state"])
+    torch.set_rng_state(ckpt["rng"])
+    print(f"resuming {last}: epoch {state['epoch'] + 1}, batch {state['batch']}, step {state['step']}",
+          file=sys.stderr)
 
 
 def _step(model, opt, batch, device, amp, lr: float, clip: float):

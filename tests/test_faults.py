@@ -117,3 +117,19 @@ def test_missing_manifest_named_before_work(tmp_path):
     with pytest.raises(UserError, match="data.train_manifest=.*no such manifest"):
         train(compose([f"run_dir={tmp_path}", f"data.train_manifest={tmp_path}/none.jsonl"]))
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("change, message", [
+    (["model.hidden=16"], r"layer shapes differ \(model.hidden=32 there, 16 now\)"),
+    (["features.n_mels=40"], r"features differ \(features.n_mels=80 there, 40 now\)"),
+])
+def test_resume_with_other_settings_is_a_clear_error(digit_manifests, tmp_path, change, message):
+    """A run directory resumes only with the features and layer shapes it was trained with; other settings
+    (more epochs, another learning rate) resume."""
+    run = tmp_path / "run"
+    base = tiny_overrides(run, *digit_manifests, epochs=1)
+    train(compose(base))
+    with pytest.raises(UserError, match=message + ".*use another run_dir"):
+        train(compose(base + ["optim.epochs=2"] + change))
+    train(compose(base + ["optim.epochs=2", "optim.lr=1e-3"]))  # resumes and finishes epoch 2
+    assert load_checkpoint(run / "last.pt")["train_state"]["epoch"] == 2
