@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
@@ -178,3 +178,41 @@ def to_dataclass(cfg) -> TrainConfig:
     from omegaconf import OmegaConf
 
     return OmegaConf.to_object(cfg) if not isinstance(cfg, TrainConfig) else cfg
+
+
+# Ranges the types cannot say: (key, allowed, test). Checked by ``check_ranges`` before any work starts.
+_RANGES: list[tuple[str, str, Callable[[float], bool]]] = [
+    ("features.sample_rate", "> 0", lambda v: v > 0), ("features.n_mels", "> 0", lambda v: v > 0),
+    ("features.win_ms", "> 0", lambda v: v > 0), ("features.hop_ms", "> 0", lambda v: v > 0),
+    ("features.n_fft", "> 0", lambda v: v > 0), ("features.f_min", ">= 0", lambda v: v >= 0),
+    ("specaug.freq_masks", ">= 0", lambda v: v >= 0), ("specaug.freq_width", ">= 0", lambda v: v >= 0),
+    ("specaug.time_masks", ">= 0", lambda v: v >= 0), ("specaug.time_width", ">= 0", lambda v: v >= 0),
+    ("specaug.time_ratio", "in [0, 1]", lambda v: 0 <= v <= 1), ("specaug.freq_warp", "in [0, 1)", lambda v: 0 <= v < 1),
+    ("model.conv_channels", "> 0", lambda v: v > 0), ("model.hidden", "> 0", lambda v: v > 0),
+    ("model.layers", "> 0", lambda v: v > 0), ("model.dropout", "in [0, 1)", lambda v: 0 <= v < 1),
+    ("optim.lr", "> 0", lambda v: v > 0), ("optim.weight_decay", ">= 0", lambda v: v >= 0),
+    ("optim.warmup_steps", ">= 0", lambda v: v >= 0), ("optim.final_lr_ratio", "in [0, 1]", lambda v: 0 <= v <= 1),
+    ("optim.clip_norm", "> 0", lambda v: v > 0), ("optim.epochs", ">= 1", lambda v: v >= 1),
+    ("optim.max_bad_steps", ">= 1", lambda v: v >= 1), ("data.max_frames", "> 0", lambda v: v > 0),
+    ("data.min_duration", ">= 0", lambda v: v >= 0), ("data.max_duration", "> 0", lambda v: v > 0),
+    ("data.num_workers", ">= 0", lambda v: v >= 0), ("threads", ">= 0", lambda v: v >= 0),
+    ("save_every", ">= 0", lambda v: v >= 0), ("keep_epochs", ">= 0", lambda v: v >= 0),
+]
+
+
+def check_ranges(cfg: TrainConfig) -> None:
+    """Raise UserError naming every value outside its range (``model.layers=0: must be > 0``), before any work."""
+    from asr.errors import UserError
+
+    bad = []
+    for key, allowed, ok in _RANGES:
+        value: object = cfg
+        for part in key.split("."):
+            value = getattr(value, part)
+        if not ok(value):  # type: ignore[arg-type]
+            bad.append(f"{key}={value}: must be {allowed}")
+    if cfg.data.min_duration >= cfg.data.max_duration:
+        bad.append(f"data.min_duration={cfg.data.min_duration} is not below data.max_duration={cfg.data.max_duration}")
+    if bad:
+        raise UserError("bad configuration: " + "; ".join(bad))
+

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from asr import dist
 from asr.checkpoint import build_model, keep_epoch_checkpoint, load_checkpoint, model_state, save_checkpoint
-from asr.config import TrainConfig, to_dataclass
+from asr.config import TrainConfig, check_ranges, to_dataclass
 from asr.data import Batch, BucketBatchSampler, UtteranceDataset, WaveBatch, collate, collate_waves, filter_by_duration
 from asr.decode import GreedyDecoder
 from asr.errors import UserError
@@ -91,6 +91,7 @@ def ctc_min_frames(ids: list[int]) -> int:
 def train(cfg) -> Path:
     """Train a model as ``cfg`` (TrainConfig or composed DictConfig) says; returns the run directory."""
     cfg: TrainConfig = to_dataclass(cfg)
+    check_ranges(cfg)
     for key in ("train_manifest", "dev_manifest"):  # fail before any work, naming the key
         if not Path(getattr(cfg.data, key)).is_file():
             raise UserError(f"data.{key}={getattr(cfg.data, key)}: no such manifest file; make it with "

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from asr.config import CONF_DIR, compose, to_dataclass
+from asr.config import CONF_DIR, check_ranges, compose, to_dataclass
 from asr.checkpoint import build_model
 from asr.decode import build_decoder
 from asr.errors import UserError
@@ -18,6 +18,7 @@ PRIMARY = sorted(f.stem for f in CONF_DIR.glob("*.yaml"))
 @pytest.mark.parametrize("primary", PRIMARY)
 def test_primary_configs_compose_and_build(primary):
     cfg = to_dataclass(compose([], primary))
+    check_ranges(cfg)
     tok = CharTokenizer()
     model = build_model(cfg, tok)
     feats = LogMel(cfg.features)(torch.randn(16000))
@@ -28,6 +29,7 @@ def test_primary_configs_compose_and_build(primary):
 @pytest.mark.parametrize("group, option", OPTIONS)
 def test_every_group_option(group, option):
     cfg = to_dataclass(compose([f"{group}={option}"]))
+    check_ranges(cfg)
     tok = CharTokenizer()
     if group == "decoder":
         if cfg.decoder.lm:  # an LM file named in a shipped config must exist or be built by a recipe
@@ -43,3 +45,22 @@ def test_every_group_option(group, option):
 def test_bad_overrides_name_the_key(override, key):
     with pytest.raises(UserError, match=key):
         compose([override])
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["model.layers=0"], r"model.layers=0: must be > 0"),
+    (["model.dropout=1.5", "optim.lr=-1"], r"model.dropout=1.5: must be in \[0, 1\); optim.lr=-1.0: must be > 0"),
+    (["optim.epochs=0"], r"optim.epochs=0: must be >= 1"),
+    (["data.max_frames=0"], r"data.max_frames=0: must be > 0"),
+    (["data.min_duration=5", "data.max_duration=2"], r"data.min_duration=5.0 is not below data.max_duration=2.0"),
+    (["threads=-1"], r"threads=-1: must be >= 0"),
+])
+def test_values_out_of_range_are_named_before_work(overrides, message, tmp_path):
+    """Values that type-check but cannot work (a layer count of 0, a negative learning rate) stop train() in
+    one line naming each, before it reads a manifest or writes the run directory."""
+    from asr.train import train
+
+    run = tmp_path / "run"
+    with pytest.raises(UserError, match=message):
+        train(compose(overrides + [f"run_dir={run}", "data.train_manifest=missing.jsonl"]))
+    assert not run.exists()
