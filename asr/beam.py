@@ -80,7 +80,11 @@ def _kenlm(path: str, word_dict):
         from flashlight.lib.text.decoder.kenlm import KenLM
     except ImportError:
         raise UserError("flashlight-text was built without KenLM support: reinstall flashlight-text") from None
-    return KenLM(str(path), word_dict)
+    try:
+        return KenLM(str(path), word_dict)
+    except RuntimeError as e:  # KenLM's FormatLoadException: the last line says what is wrong
+        raise UserError(f"{path}: KenLM cannot load this LM ({str(e).strip().splitlines()[-1]}); build one with "
+                        f"'asr lm build' (order 2 or more)") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -296,6 +300,10 @@ class BeamDecoder:
         self.sep = self.tokens.index(WORD_SEP)
         self.blank = tokenizer.blank
         _check_flashlight()
+        for name in ("beam_size", "beam_size_token", "nbest"):
+            value = getattr(cfg, name)
+            if value is not None and value < 1:
+                raise UserError(f"decoder.{name}={value}: use 1 or more")
         if 0 < cfg.max_search_frames < 10:
             raise UserError(f"decoder.max_search_frames={cfg.max_search_frames}: "
                             "use 0 (never cut) or at least 10 frames")

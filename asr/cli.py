@@ -445,6 +445,8 @@ def cmd_serve(args, _extra) -> int:
         raise UserError(f"asr serve needs {e.name}: pip install 'asr[serve]'") from None
     from asr.transcribe import Recognizer
 
+    if not 0 <= args.port <= 65535:
+        raise UserError(f"--port {args.port}: use 0..65535")
     _set_threads(args.threads)
     serve(Recognizer(args.model, _decoder_config(args), device=args.device), args.host, args.port, args.max_mb,
           args.timeout)

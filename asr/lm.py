@@ -285,8 +285,8 @@ def build_lm(text_path: str | os.PathLike | list, order: int, out_path: str | os
     file is then kept beside it as ``<out_path without suffix>.arpa``.
     memory: lmplz's sort memory (``-S``), e.g. "20%" or "2G"; None: see ``lmplz_memory``.
     """
-    if not 1 <= order <= MAX_ORDER:
-        raise UserError(f"--order {order}: use 1..{MAX_ORDER}")
+    if not 2 <= order <= MAX_ORDER:  # KenLM, which loads the file for beam search, refuses a unigram model
+        raise UserError(f"--order {order}: use 2..{MAX_ORDER}")
     paths = [Path(p) for p in (text_path if isinstance(text_path, (list, tuple)) else [text_path])]
     for p in paths:
         if not p.is_file():

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -201,6 +202,14 @@ def _check_audio(path: Path, name: str) -> None:
 
 def serve(rec: Recognizer, host: str = "127.0.0.1", port: int = 8000, max_mb: float = 50.0,
           timeout_s: float = 300.0) -> None:
+    import socket
+
     import uvicorn
 
+    try:  # say it in one line before uvicorn starts (it would log its own error after start-up)
+        with socket.create_server((host, port)):
+            pass
+    except OSError as e:
+        why = os.strerror(e.errno) if e.errno else str(e)
+        raise UserError(f"cannot listen on {host}:{port} ({why}); pick another --port or --host") from None
     uvicorn.run(create_app(rec, max_mb, timeout_s), host=host, port=port, log_level="info", timeout_keep_alive=5)

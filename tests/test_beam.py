@@ -240,3 +240,23 @@ def test_cut_in_a_pause_without_separator_splits_words_there():
 def test_max_search_frames_below_ten_is_refused():
     with pytest.raises(UserError, match="max_search_frames=5"):
         beam(max_search_frames=5)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"beam_size": 0}, "decoder.beam_size=0: use 1 or more"), ({"beam_size_token": 0}, "beam_size_token=0"),
+    ({"nbest": 0}, "decoder.nbest=0"),
+])
+def test_beam_sizes_below_one_are_refused(change, message):
+    with pytest.raises(UserError, match=message):
+        BeamDecoder(replace(DecoderConfig(type="beam"), **change), CharTokenizer())
+
+
+def test_unigram_lm_is_refused_at_build_and_at_load(tmp_path):
+    text = tmp_path / "t.txt"
+    text.write_text("a b c\nb c a\n")
+    with pytest.raises(UserError, match="--order 1: use 2..6"):
+        build_lm(text, 1, tmp_path / "lm.arpa")
+    unigram = tmp_path / "uni.arpa"  # a valid ARPA file KenLM still cannot use
+    unigram.write_text("\\data\\\nngram 1=3\n\n\\1-grams:\n-1.0\t<s>\t0\n-0.5\ta\n-0.5\t</s>\n\n\\end\\\n")
+    with pytest.raises(UserError, match="uni.arpa: KenLM cannot load this LM .*bigram"):
+        BeamDecoder(DecoderConfig(type="beam", lm=str(unigram), lexicon_free=True), CharTokenizer())

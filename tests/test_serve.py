@@ -99,3 +99,17 @@ def test_time_limit(fsdd, tmp_path):
         assert slow.done.wait(5)
         time.sleep(0.1)
         assert list(tmp_path.iterdir()) == []  # removed once the late transcription ended
+
+
+def test_port_in_use_or_out_of_range_is_one_line(tiny_model):
+    from asr.cli import main
+    from asr.errors import UserError
+    from asr.serve import serve
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(UserError, match=f"cannot listen on 127.0.0.1:{port} .*pick another --port"):
+            serve(Recognizer(tiny_model), "127.0.0.1", port)
+    assert main(["serve", "--model", str(tiny_model), "--port", "99999"]) == 2
