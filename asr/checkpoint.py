@@ -11,6 +11,7 @@ step counters and RNG state.
 from __future__ import annotations
 
 import io
+import math
 import os
 import pickle
 import re
@@ -149,3 +150,39 @@ def write_average(paths: list[str | os.PathLike], out: str | os.PathLike) -> Pat
     save_checkpoint(out, average_checkpoints(paths))
     print(f"{out}: average of {len(paths)} checkpoint(s): {', '.join(Path(p).name for p in paths)}", file=sys.stderr)
     return Path(out)
+
+
+def describe(path: str | os.PathLike) -> dict:
+    """What a checkpoint holds, for ``asr info``: model, features, tokens, and how far its training got."""
+    ckpt = load_checkpoint(path)
+    if "model" not in ckpt or "config" not in ckpt:
+        raise UserError(f"{path}: not a checkpoint of asr train (no model weights or config in it)")
+    c = ckpt["config"]
+    m, f = c["model"], c["features"]
+    tok = ckpt.get("tokenizer", {})
+    weights = ckpt["model"]
+    info = {
+        "path": str(path), "size_mb": round(Path(path).stat().st_size / 2**20, 1),
+        "parameters": load_model(path)[0].num_params(),
+        "model": (f"conv front, 2 stride-2 layers of {m['conv_channels']} channels (4x fewer frames) + "
+                  f"{m['layers']}x{m['hidden']} BiLSTM + linear"),
+        "outputs": int(weights["out.weight"].shape[0]) if "out.weight" in weights else None,
+        "tokenizer": tok.get("type", "char"),
+        "features": (f"{f['n_mels']} log-mel bins{' up to %g Hz' % f['f_max'] if f.get('f_max') else ''}, "
+                     f"{f['win_ms']:g} ms window, {f['hop_ms']:g} ms hop, {f['sample_rate']} Hz input"),
+        "utterance_cmn": bool(m.get("utterance_cmn", False)),
+        "train_manifest": c.get("data", {}).get("train_manifest"),
+        "dev_manifest": c.get("data", {}).get("dev_manifest"),
+    }
+    state = ckpt.get("train_state")
+    if state:
+        info.update({"epochs_done": state["epoch"], "epochs_planned": c.get("optim", {}).get("epochs"),
+                     "steps": state["step"], "best_dev_wer_percent": round(100 * state["best_wer"], 2)
+                     if math.isfinite(state["best_wer"]) else None,
+                     "skipped_batches": state.get("skipped", 0)})
+    if "epoch" in ckpt:  # epoch-K.pt of keep_epochs
+        info["epoch"] = ckpt["epoch"]
+    if "averaged_from" in ckpt:
+        info["averaged_from"] = ckpt["averaged_from"]
+    return info
+

@@ -1,4 +1,4 @@
-"""The ``asr`` command: synth-corpus, download, synth-digits, prepare, stats, bpe, train, average, eval,
+"""The ``asr`` command: synth-corpus, download, synth-digits, prepare, stats, bpe, train, average, info, eval,
 transcribe, lm, export, serve.
 
 User errors print one line, ``error: ...``, and exit with status 2; no traceback.
@@ -169,6 +169,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--vocab-size", type=int, default=256, help="pieces incl. <unk>; the model adds the CTC blank")
     s.add_argument("--out", required=True, type=Path, help="sentencepiece .model file, for tokenizer.model")
     s.set_defaults(func=cmd_bpe)
+
+    s = sub.add_parser("info", help="what a checkpoint holds: model, features, tokens, training progress")
+    s.add_argument("--model", required=True, type=Path, help="checkpoint, e.g. runs/demo/best.pt")
+    s.add_argument("--json", action="store_true", help="one JSON object instead of aligned lines")
+    s.set_defaults(func=cmd_info)
 
     s = sub.add_parser("average", help="average the weights of several checkpoints into one")
     s.add_argument("--run-dir", type=Path, default=None, help="run directory with epoch-K.pt (train keep_epochs=N)")
@@ -489,6 +494,21 @@ def cmd_bpe(args, _extra) -> int:
     texts = [normalize_text(u.text).text for m in args.manifest for u in read_manifest(m)]
     tok = train_bpe(texts, args.vocab_size, args.out)
     print(f"{args.out}\t{len(tok) - 1} pieces from {len(texts)} transcripts")
+    return 0
+
+
+def cmd_info(args, _extra) -> int:
+    from asr.checkpoint import describe
+
+    if not args.model.is_file():
+        raise UserError(f"{args.model}: no such checkpoint")
+    info = describe(args.model)
+    if args.json:
+        print(json.dumps(info))
+        return 0
+    width = max(map(len, info))
+    for key, value in info.items():
+        print(f"{key:<{width}}  {', '.join(map(str, value)) if isinstance(value, list) else value}")
     return 0
 
 

@@ -84,3 +84,29 @@ def test_full_disk_is_a_clear_error_and_keeps_the_previous_file(tiny_disk):
         save_checkpoint(path, {"model": {"w": torch.ones(200_000)}, "config": {"v": 2}})  # 800 kB > 256 KiB
     assert load_checkpoint(path)["config"] == {"v": 1}
     assert [p.name for p in tiny_disk.iterdir()] == ["last.pt"]  # the partial temporary was removed
+
+
+def test_info_describes_a_trained_checkpoint(tiny_model, tmp_path, capsys):
+    """asr info: the parameter count of the model it loads, epochs and steps done, the best dev WER of dev.csv."""
+    import csv
+    import json
+
+    from asr.checkpoint import load_model, write_average
+    from asr.cli import main
+
+    assert main(["info", "--model", str(tiny_model), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    dev = list(csv.DictReader(open(tiny_model.parent / "dev.csv")))
+    assert info["parameters"] == load_model(tiny_model)[0].num_params()
+    wers = [float(r["wer"]) for r in dev]
+    assert info["epochs_planned"] == len(dev) == 2
+    assert info["epochs_done"] == 1 + wers.index(min(wers))  # best.pt is last.pt of its best epoch
+    assert info["best_dev_wer_percent"] == pytest.approx(100 * min(wers), abs=0.01)
+    assert main(["info", "--model", str(tiny_model.parent / "last.pt"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["epochs_done"] == 2
+    assert "x32 BiLSTM" in info["model"] and info["outputs"] == 29 and info["tokenizer"] == "char"
+    avg = write_average([tiny_model, tiny_model.parent / "last.pt"], tmp_path / "avg.pt")
+    assert main(["info", "--model", str(avg)]) == 0
+    out = capsys.readouterr().out
+    assert "averaged_from" in out and "last.pt" in out and "epochs_done" not in out  # weights only
+    assert main(["info", "--model", str(tmp_path / "missing.pt")]) == 2
