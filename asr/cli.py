@@ -91,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch threads; 0: all cores (default; use 1 when other jobs share the machine)")
     s.add_argument("--by-speaker", action="store_true",
                    help="also print WER and CER per speaker (the id up to its first '-'), worst first")
+    s.add_argument("--workers", type=int, default=0,
+                   help="DataLoader processes that read the audio (default 0: this process); on a GPU the "
+                        "log-mels are computed there and the workers only decode")
     _decoder_args(s)
     s.set_defaults(func=cmd_eval)
 
@@ -322,13 +325,15 @@ def cmd_eval(args, _extra) -> int:
     from asr.manifest import read_manifest
 
     _set_threads(args.threads)
-
+    if args.workers < 0:
+        raise UserError(f"--workers {args.workers}: use 0 (read audio in this process) or more")
     device = torch.device(args.device)
     model, tok, cfg = load_model(args.model, device)
     utts = read_manifest(args.manifest)
     ds = UtteranceDataset(utts, LogMel(cfg.features), tok)
     decoder = build_decoder(_decoder_config(args), tok)
-    result = evaluate(model, ds, decoder, device, progress=True)
+    on_device = LogMel(cfg.features).to(device) if device.type == "cuda" else None  # as training's features_on=auto
+    result = evaluate(model, ds, decoder, device, progress=True, num_workers=args.workers, logmel=on_device)
     report = args.report or args.model.parent / f"eval-{args.manifest.stem}.jsonl"
     write_report(report, result)
     print(f"WER {100 * result.wer:.2f}")

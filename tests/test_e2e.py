@@ -91,6 +91,11 @@ def test_eval_cli(tiny_model, digit_manifests, tmp_path, capsys):
     assert len(rows) == len(digit_manifests[1].read_text().splitlines())
     assert {"id", "ref", "hyp", "word_errors", "ref_words"} <= set(rows[0])
     assert wer == pytest.approx(100 * sum(r["word_errors"] for r in rows) / sum(r["ref_words"] for r in rows), abs=0.01)
+    # the same with 2 audio-reading worker processes: the same report, row for row
+    assert main(["eval", "--model", str(tiny_model), "--manifest", str(digit_manifests[1]),
+                 "--report", str(tmp_path / "workers.jsonl"), "--workers", "2"]) == 0
+    assert capsys.readouterr().out.splitlines()[:2] == out[:2]
+    assert (tmp_path / "workers.jsonl").read_text() == report.read_text()
 
 
 def test_transcribe_real_and_generated_audio(tiny_model, librispeech_sample, fsdd, tmp_path, capsys):

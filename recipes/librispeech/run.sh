@@ -20,7 +20,8 @@
 #   --mirror URL              base URL serving SUBSET.tar.gz (default OpenSLR)
 #   --checksums FILE          'MD5  SUBSET.tar.gz' lines replacing the published MD5s (a private mirror)
 #   --device DEV              device for stage 5 (default: cuda when available, else cpu)
-# Environment: SKIP_SETUP=1 (do not run tools/setup.sh).
+# Environment: SKIP_SETUP=1 (do not run tools/setup.sh), EVAL_WORKERS=N (stage 5's audio-reading processes;
+#              default 4 on a GPU, 0 on the CPU).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 stage=1 stop_stage=6
@@ -154,7 +155,7 @@ if run_stage 5; then
       beam=()
       [ "$dec" = beam ] && beam=(--decoder beam ${lm:+--lm "$lm"} ${decoder_config:+--decoder-config "$decoder_config"})
       asr eval --model "$model" --manifest "$data/$s.jsonl" --report "$run/eval/$s.$dec.jsonl" --device "$device" \
-        "${beam[@]}" | atomic "$out"
+        --workers "${EVAL_WORKERS:-$([ "$device" = cpu ] && echo 0 || echo 4)}" "${beam[@]}" | atomic "$out"
     done
   done
 fi
