@@ -190,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _decoder_args(s: argparse.ArgumentParser) -> None:
     s.add_argument("--decoder", choices=["greedy", "beam"], default=None,
                    help="default: beam when a beam option or --decoder-config is given, else greedy")
-    s.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    s.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (a GPU when there is one)")
     b = s.add_argument_group("beam search (asr/config.py DecoderConfig has the units)")
     b.add_argument("--decoder-config", type=Path, default=None,
                    help="decoder YAML, e.g. conf/decoder/beam_tuned.yaml from tools/tune_lm.py; flags override it")
@@ -315,11 +315,10 @@ def cmd_train(args, overrides) -> int:
 
 
 def cmd_eval(args, _extra) -> int:
-    import torch
-
     from asr.checkpoint import load_model
     from asr.data import UtteranceDataset
     from asr.decode import build_decoder
+    from asr.dist import pick_device
     from asr.evaluate import evaluate, write_report
     from asr.features import LogMel
     from asr.manifest import read_manifest
@@ -327,7 +326,7 @@ def cmd_eval(args, _extra) -> int:
     _set_threads(args.threads)
     if args.workers < 0:
         raise UserError(f"--workers {args.workers}: use 0 (read audio in this process) or more")
-    device = torch.device(args.device)
+    device = pick_device(args.device)
     model, tok, cfg = load_model(args.model, device)
     utts = read_manifest(args.manifest)
     ds = UtteranceDataset(utts, LogMel(cfg.features), tok)

@@ -200,17 +200,29 @@ _RANGES: list[tuple[str, str, Callable[[float], bool]]] = [
 ]
 
 
+# Settings that take one of a few words (the device is checked where it is picked: it depends on the machine).
+_CHOICES: list[tuple[str, tuple[str, ...]]] = [
+    ("precision", ("auto", "fp32", "bf16")), ("model.rnn_impl", ("auto", "packed", "flip", "full")),
+    ("data.features_on", ("auto", "loader", "device")), ("decoder.type", ("greedy", "beam")),
+]
+
+
 def check_ranges(cfg: TrainConfig) -> None:
-    """Raise UserError naming every value outside its range (``model.layers=0: must be > 0``), before any work."""
+    """Raise UserError naming every value outside its range (``model.layers=0: must be > 0``) or its choices
+    (``precision=fp16: expected auto, fp32 or bf16``), before any work."""
     from asr.errors import UserError
 
-    bad = []
-    for key, allowed, ok in _RANGES:
+    def value_of(key: str):
         value: object = cfg
         for part in key.split("."):
             value = getattr(value, part)
-        if not ok(value):  # type: ignore[arg-type]
-            bad.append(f"{key}={value}: must be {allowed}")
+        return value
+
+    bad = [f"{key}={value_of(key)}: expected {', '.join(words[:-1])} or {words[-1]}"
+           for key, words in _CHOICES if value_of(key) not in words]
+    for key, allowed, ok in _RANGES:
+        if not ok(value_of(key)):
+            bad.append(f"{key}={value_of(key)}: must be {allowed}")
     if cfg.data.min_duration >= cfg.data.max_duration:
         bad.append(f"data.min_duration={cfg.data.min_duration} is not below data.max_duration={cfg.data.max_duration}")
     if bad:

@@ -57,3 +57,26 @@ def all_sum(values: list[float], device: torch.device) -> list[float]:
 def cleanup() -> None:
     if td.is_available() and td.is_initialized():
         td.destroy_process_group()
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` (this rank's GPU when there is one, else the CPU), ``cpu``, ``cuda`` or ``cuda:N`` -> a device;
+    a UserError naming what this machine has otherwise."""
+    from asr.errors import UserError
+
+    if name == "auto":
+        return torch.device("cuda", local_rank()) if torch.cuda.is_available() else torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"device {name!r}: expected auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError(f"device {name!r}, but no CUDA GPU is available here; use cpu or auto")
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise UserError(f"device {name!r}, but this machine has {count} CUDA GPU(s): cuda:0 to cuda:{count - 1}")
+    elif device.type != "cpu":
+        raise UserError(f"device {name!r}: expected auto, cpu, cuda or cuda:N")
+    return device
+

@@ -39,14 +39,6 @@ class StopRequested(Exception):
     """SIGINT/SIGTERM arrived: a checkpoint was written, the run may be resumed."""
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda", dist.local_rank()) if torch.cuda.is_available() else torch.device("cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"device={name} but no CUDA GPU is available; use device=cpu or device=auto")
-    return torch.device(name)
-
-
 def lr_at(step: int, total: int, o) -> float:
     """Linear warm-up to ``o.lr``, then cosine decay to ``o.lr * o.final_lr_ratio`` at ``total``."""
     if step < o.warmup_steps:
@@ -74,9 +66,7 @@ def load_split(path: str, cfg: TrainConfig, logmel: LogMel, tok: CharTokenizer, 
 
 def _features_on_device(cfg: TrainConfig, device: torch.device) -> bool:
     """Whether training batches get their log-mels on ``device`` (data.features_on) rather than in the loader."""
-    where = cfg.data.features_on
-    if where not in ("auto", "loader", "device"):
-        raise UserError(f"data.features_on={where}: expected auto, loader or device")
+    where = cfg.data.features_on  # one of auto, loader, device (check_ranges)
     if where == "device" and cfg.data.cache_features:
         raise UserError("data.features_on=device computes log-mels per batch, but data.cache_features=true computes "
                         "them once up front; set data.cache_features=false (or data.features_on=loader)")
@@ -98,7 +88,7 @@ def train(cfg) -> Path:
                             f"'asr prepare' or set data.{key}=PATH")
     run_dir = Path(cfg.run_dir).resolve()
     rank, world = dist.setup()
-    device = pick_device(cfg.device)
+    device = dist.pick_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     amp = torch.bfloat16 if (cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")) else None

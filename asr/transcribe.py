@@ -42,6 +42,7 @@ from asr.align import align_words
 from asr.audio import SUPPORTED, load_audio, to_mono_resampled
 from asr.config import DecoderConfig
 from asr.decode import Hypothesis, build_decoder
+from asr.dist import pick_device
 from asr.errors import UserError
 from asr.features import LogMel
 from asr.longform import ArraySource, FileSource, LongFormConfig, windowed_log_probs
@@ -90,7 +91,7 @@ class Recognizer:
 
     def __init__(self, model_path: str | os.PathLike, decoder: DecoderConfig | None = None, device: str = "cpu",
                  longform: LongFormConfig | None = None):
-        self.device = torch.device(device)
+        self.device = pick_device(str(device))
         self.model, self.tokenizer, self.cfg = load_any_model(model_path, self.device)
         self.logmel = LogMel(self.cfg.features)
         self.decoder_cfg = decoder or DecoderConfig()

@@ -54,6 +54,8 @@ def test_bad_overrides_name_the_key(override, key):
     (["data.max_frames=0"], r"data.max_frames=0: must be > 0"),
     (["data.min_duration=5", "data.max_duration=2"], r"data.min_duration=5.0 is not below data.max_duration=2.0"),
     (["threads=-1"], r"threads=-1: must be >= 0"),
+    (["precision=fp16", "model.rnn_impl=foo"],
+     r"precision=fp16: expected auto, fp32 or bf16; model.rnn_impl=foo: expected auto, packed, flip or full"),
 ])
 def test_values_out_of_range_are_named_before_work(overrides, message, tmp_path):
     """Values that type-check but cannot work (a layer count of 0, a negative learning rate) stop train() in
@@ -64,3 +66,30 @@ def test_values_out_of_range_are_named_before_work(overrides, message, tmp_path)
     with pytest.raises(UserError, match=message):
         train(compose(overrides + [f"run_dir={run}", "data.train_manifest=missing.jsonl"]))
     assert not run.exists()
+
+
+@pytest.mark.parametrize("name, message", [
+    ("tpu", "expected auto, cpu, cuda or cuda:N"), ("cuda:x", "expected auto, cpu, cuda or cuda:N"),
+    ("meta", "expected auto, cpu, cuda or cuda:N"),
+    ("cuda:64", "no CUDA GPU is available here" if not torch.cuda.is_available() else "this machine has"),
+])
+def test_device_names_are_checked(name, message):
+    from asr.dist import pick_device
+
+    with pytest.raises(UserError, match=message):
+        pick_device(name)
+    assert pick_device("cpu") == torch.device("cpu")
+    assert pick_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_device_errors_reach_every_command(tiny_model, digit_manifests, capsys, tmp_path):
+    """asr train, eval and transcribe all say it in one line (exit 2) when the device is not there."""
+    from asr.cli import main
+
+    bad = "tpu"
+    assert main(["eval", "--model", str(tiny_model), "--manifest", str(digit_manifests[1]), "--device", bad]) == 2
+    assert main(["transcribe", "--model", str(tiny_model), "--device", bad, str(tiny_model)]) == 2
+    assert main(["train", f"device={bad}", f"run_dir={tmp_path / 'run'}", f"data.train_manifest={digit_manifests[0]}",
+                 f"data.dev_manifest={digit_manifests[1]}"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error: device 'tpu': expected auto, cpu, cuda or cuda:N") == 3 and "Traceback" not in err
