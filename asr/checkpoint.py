@@ -68,7 +68,11 @@ def build_model(cfg: TrainConfig, tokenizer: Tokenizer) -> BiLSTMCTC:
 
 def load_model(path: str | os.PathLike, device="cpu") -> tuple[BiLSTMCTC, Tokenizer, TrainConfig]:
     """A trained model in eval mode, its tokenizer and its training config."""
-    ckpt = load_checkpoint(path)
+    return model_from_checkpoint(load_checkpoint(path), device)
+
+
+def model_from_checkpoint(ckpt: dict, device="cpu") -> tuple[BiLSTMCTC, Tokenizer, TrainConfig]:
+    """``load_model`` for a checkpoint already read with ``load_checkpoint``."""
     c = ckpt["config"]
     cfg = TrainConfig(
         features=FeatureConfig(**c["features"]), model=ModelConfig(**c["model"]),
@@ -163,7 +167,7 @@ def describe(path: str | os.PathLike) -> dict:
     weights = ckpt["model"]
     info = {
         "path": str(path), "size_mb": round(Path(path).stat().st_size / 2**20, 1),
-        "parameters": load_model(path)[0].num_params(),
+        "parameters": model_from_checkpoint(ckpt)[0].num_params(),
         "model": (f"conv front, 2 stride-2 layers of {m['conv_channels']} channels (4x fewer frames) + "
                   f"{m['layers']}x{m['hidden']} BiLSTM + linear"),
         "outputs": int(weights["out.weight"].shape[0]) if "out.weight" in weights else None,
@@ -185,4 +189,3 @@ def describe(path: str | os.PathLike) -> dict:
     if "averaged_from" in ckpt:
         info["averaged_from"] = ckpt["averaged_from"]
     return info
-

@@ -187,7 +187,8 @@ _RANGES: list[tuple[str, str, Callable[[float], bool]]] = [
     ("features.n_fft", "> 0", lambda v: v > 0), ("features.f_min", ">= 0", lambda v: v >= 0),
     ("specaug.freq_masks", ">= 0", lambda v: v >= 0), ("specaug.freq_width", ">= 0", lambda v: v >= 0),
     ("specaug.time_masks", ">= 0", lambda v: v >= 0), ("specaug.time_width", ">= 0", lambda v: v >= 0),
-    ("specaug.time_ratio", "in [0, 1]", lambda v: 0 <= v <= 1), ("specaug.freq_warp", "in [0, 1)", lambda v: 0 <= v < 1),
+    ("specaug.time_ratio", "in [0, 1]", lambda v: 0 <= v <= 1),
+    ("specaug.freq_warp", "in [0, 1)", lambda v: 0 <= v < 1),
     ("model.conv_channels", "> 0", lambda v: v > 0), ("model.hidden", "> 0", lambda v: v > 0),
     ("model.layers", "> 0", lambda v: v > 0), ("model.dropout", "in [0, 1)", lambda v: 0 <= v < 1),
     ("optim.lr", "> 0", lambda v: v > 0), ("optim.weight_decay", ">= 0", lambda v: v >= 0),
@@ -227,4 +228,3 @@ def check_ranges(cfg: TrainConfig) -> None:
         bad.append(f"data.min_duration={cfg.data.min_duration} is not below data.max_duration={cfg.data.max_duration}")
     if bad:
         raise UserError("bad configuration: " + "; ".join(bad))
-

@@ -137,8 +137,8 @@ def collate_waves(items) -> WaveBatch:
     ids, waves, targets, texts = zip(*items)
     if any(w.dtype != torch.int16 for w in waves):
         waves = [w.float() / PCM16_SCALE if w.dtype == torch.int16 else w for w in waves]
-    return WaveBatch(*_padded(waves, waves[0].dtype), torch.cat(targets), torch.tensor([len(t) for t in targets]), list(ids),
-                     list(texts))
+    return WaveBatch(*_padded(waves, waves[0].dtype), torch.cat(targets), torch.tensor([len(t) for t in targets]),
+                     list(ids), list(texts))
 
 
 def _padded(seqs, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
@@ -206,4 +206,3 @@ def filter_by_duration(utts: list[Utterance], cfg: DataConfig, name: str) -> lis
               f"{cfg.min_duration}-{cfg.max_duration} s, e.g. "
               + ", ".join(f"{u.id} ({u.duration:.1f} s)" for u in dropped), file=sys.stderr)
     return keep
-

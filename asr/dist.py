@@ -79,4 +79,3 @@ def pick_device(name: str) -> torch.device:
     elif device.type != "cpu":
         raise UserError(f"device {name!r}: expected auto, cpu, cuda or cuda:N")
     return device
-

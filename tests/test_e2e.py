@@ -173,7 +173,8 @@ def test_features_on_device_trains_like_the_loader(digit_manifests, tmp_path, mo
     loss = {w: [float(r["loss"]) for r in csv.DictReader(open(r / "train.csv"))] for w, r in runs.items()}
     assert len(loss["loader"]) == len(loss["device"]) >= 3
     assert loss["device"] == pytest.approx(loss["loader"], rel=1e-3)
-    dev = {w: [(float(r["loss"]), float(r["wer"])) for r in csv.DictReader(open(r / "dev.csv"))] for w, r in runs.items()}
+    dev = {w: [(float(r["loss"]), float(r["wer"])) for r in csv.DictReader(open(r / "dev.csv"))]
+           for w, r in runs.items()}
     assert len(dev["device"]) == 1 and dev["device"][0] == pytest.approx(dev["loader"][0], rel=1e-3)  # dev pass too
     a, b = (load_checkpoint(r / "last.pt")["model"] for r in runs.values())
     for k in a:
