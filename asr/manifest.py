@@ -69,7 +69,7 @@ def read_manifest(
                 continue
             where = f"{path}:{lineno}"
             try:
-                utt, lost = _parse_line(line, check_audio)
+                utt, lost = _parse_line(line, check_audio, path.parent)
                 if utt.id in seen:
                     raise ValueError(f"duplicate id {utt.id!r} (first on line {seen[utt.id]})")
             except ValueError as e:
@@ -93,8 +93,12 @@ def read_manifest(
     return utts
 
 
-def _parse_line(line: str, check_audio: bool) -> tuple[Utterance, str]:
-    """A valid manifest line's utterance, and the characters normalizing its text drops."""
+def _parse_line(line: str, check_audio: bool, base: Path) -> tuple[Utterance, str]:
+    """A valid manifest line's utterance, and the characters normalizing its text drops.
+
+    A relative audio path is read from the working directory when the file is there, else from ``base``
+    (the manifest's folder), so a manifest beside its audio works from anywhere.
+    """
     try:
         d = json.loads(line)
     except json.JSONDecodeError as e:
@@ -111,6 +115,10 @@ def _parse_line(line: str, check_audio: bool) -> tuple[Utterance, str]:
     norm = normalize_text(d["text"])
     if not norm.text:
         raise ValueError(f"empty transcript (after normalization) for {d['id']!r}")
-    if check_audio and not os.path.isfile(d["audio"]):
-        raise ValueError(f"audio file not found: {d['audio']}")
-    return Utterance(d["id"], d["audio"], float(d["duration"]), d["text"]), norm.dropped
+    audio = d["audio"]
+    if not os.path.isabs(audio) and not os.path.isfile(audio) and (base / audio).is_file():
+        audio = str(base / audio)
+    if check_audio and not os.path.isfile(audio):
+        raise ValueError(f"audio file not found: {d['audio']}" + ("" if os.path.isabs(d["audio"]) else
+                         f" (neither in the working directory nor in {base})"))
+    return Utterance(d["id"], audio, float(d["duration"]), d["text"]), norm.dropped

@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 
 from asr.errors import UserError
@@ -61,3 +62,24 @@ def test_non_ascii_and_out_of_token_set_transcripts(tmp_path, capsys):
 def test_missing_manifest(tmp_path):
     with pytest.raises(UserError, match="no such manifest"):
         read_manifest(tmp_path / "nope.jsonl")
+
+
+def test_relative_audio_paths(tmp_path, monkeypatch):
+    """A relative audio path is read from the working directory when the file is there, else from the
+    manifest's folder: a manifest written beside its audio works from anywhere."""
+    import soundfile as sf
+
+    data = tmp_path / "data"
+    (data / "wav").mkdir(parents=True)
+    sf.write(data / "wav" / "a.wav", np.zeros(1600, dtype=np.float32), 16000)
+    manifest = data / "m.jsonl"
+    manifest.write_text(json.dumps({"id": "a", "audio": "wav/a.wav", "duration": 0.1, "text": "A"}) + "\n"
+                        + json.dumps({"id": "b", "audio": "wav/missing.wav", "duration": 0.1, "text": "B"}) + "\n")
+    monkeypatch.chdir(tmp_path)  # not the manifest's folder
+    with pytest.raises(UserError, match=r"m.jsonl:2: audio file not found: wav/missing.wav \(neither in the "
+                                        r"working directory nor in .*data\)"):
+        read_manifest(manifest, strict=True)
+    utts = read_manifest(manifest)
+    assert [u.id for u in utts] == ["a"] and utts[0].audio == str(data / "wav" / "a.wav")
+    monkeypatch.chdir(data)  # the working directory wins when the file is there
+    assert read_manifest(manifest)[0].audio == "wav/a.wav"
