@@ -56,6 +56,7 @@ class OptimConfig:
     clip_norm: float = 5.0  # gradient clipping, global L2 norm
     epochs: int = 8  # passes over the training manifest
     max_bad_steps: int = 20  # consecutive non-finite losses before the run stops
+    patience: int = 0  # stop after this many epochs in a row without a better dev WER, epochs (0: never)
 
 
 @dataclass
@@ -194,7 +195,7 @@ _RANGES: list[tuple[str, str, Callable[[float], bool]]] = [
     ("optim.lr", "> 0", lambda v: v > 0), ("optim.weight_decay", ">= 0", lambda v: v >= 0),
     ("optim.warmup_steps", ">= 0", lambda v: v >= 0), ("optim.final_lr_ratio", "in [0, 1]", lambda v: 0 <= v <= 1),
     ("optim.clip_norm", "> 0", lambda v: v > 0), ("optim.epochs", ">= 1", lambda v: v >= 1),
-    ("optim.max_bad_steps", ">= 1", lambda v: v >= 1), ("data.max_frames", "> 0", lambda v: v > 0),
+    ("optim.max_bad_steps", ">= 1", lambda v: v >= 1), ("optim.patience", ">= 0", lambda v: v >= 0), ("data.max_frames", "> 0", lambda v: v > 0),
     ("data.min_duration", ">= 0", lambda v: v >= 0), ("data.max_duration", "> 0", lambda v: v > 0),
     ("data.num_workers", ">= 0", lambda v: v >= 0), ("threads", ">= 0", lambda v: v >= 0),
     ("save_every", ">= 0", lambda v: v >= 0), ("keep_epochs", ">= 0", lambda v: v >= 0),

@@ -105,7 +105,8 @@ def train(cfg) -> Path:
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
     sampler = BucketBatchSampler([train_ds.num_frames(i) for i in range(len(train_ds))], cfg.data.max_frames,
                                  seed=cfg.seed, rank=rank, world_size=world, sortagrad=cfg.data.sortagrad)
-    state = {"epoch": 0, "batch": 0, "step": 0, "best_wer": float("inf"), "bad_steps": 0, "skipped": 0}
+    state = {"epoch": 0, "batch": 0, "step": 0, "best_wer": float("inf"), "bad_steps": 0, "skipped": 0,
+             "since_best": 0}  # since_best: epochs in a row without a better dev WER (optim.patience)
     last = run_dir / "last.pt"
     if cfg.resume and last.is_file():
         _resume(last, cfg, model, opt, state)
@@ -132,6 +133,11 @@ def train(cfg) -> Path:
     stop = _StopFlag()
     try:
         while state["epoch"] < cfg.optim.epochs:
+            if 0 < cfg.optim.patience <= state["since_best"]:  # checked here too, so a resumed run stops as well
+                if rank == 0:
+                    print(f"no better dev WER for {state['since_best']} epochs (optim.patience): stopping after "
+                          f"epoch {state['epoch']} of {cfg.optim.epochs}", file=sys.stderr)
+                break
             sampler.set_epoch(state["epoch"])
             batches = sampler.epoch_batches()[state["batch"]:]
             loader = DataLoader(train_ds, batch_sampler=batches, collate_fn=collate_waves if device_logmel else collate,
@@ -174,6 +180,7 @@ def train(cfg) -> Path:
                               precision=amp, num_workers=cfg.data.num_workers, logmel=device_logmel)
             improved = result.wer < state["best_wer"]
             state["best_wer"] = min(state["best_wer"], result.wer)
+            state["since_best"] = 0 if improved else state["since_best"] + 1
             checkpoint()
             if cfg.keep_epochs and rank == 0:  # weights of the last N epochs, for `asr average`
                 keep_epoch_checkpoint(run_dir, state["epoch"], model_state(model, cfg, tok), cfg.keep_epochs)

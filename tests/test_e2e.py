@@ -188,3 +188,18 @@ def test_features_on_device_trains_like_the_loader(digit_manifests, tmp_path, mo
 def test_features_on_bad_settings(digit_manifests, tmp_path, overrides, message):
     with pytest.raises(UserError, match=message):
         train(compose(tiny_overrides(tmp_path / "run", *digit_manifests, epochs=1) + overrides))
+
+
+def test_patience_stops_a_run_that_no_longer_improves(digit_manifests, tmp_path, capsys):
+    """optim.patience=2 with a learning rate too small to change anything: the dev WER of epoch 1 is never
+    beaten, so the run stops after epoch 3 of 6; run again, it stops at once instead of training on."""
+    run = tmp_path / "run"
+    overrides = tiny_overrides(run, *digit_manifests, epochs=6) + ["optim.lr=1e-12", "optim.patience=2"]
+    train(compose(overrides))
+    dev = list(csv.DictReader(open(run / "dev.csv")))
+    assert len(dev) == 3 and len({r["wer"] for r in dev}) == 1
+    assert load_checkpoint(run / "last.pt")["train_state"]["since_best"] == 2
+    assert "no better dev WER for 2 epochs (optim.patience): stopping after epoch 3 of 6" in capsys.readouterr().err
+    train(compose(overrides))
+    assert len(list(csv.DictReader(open(run / "dev.csv")))) == 3
+    assert "stopping after epoch 3 of 6" in capsys.readouterr().err
