@@ -47,8 +47,13 @@ def lr_at(step: int, total: int, o) -> float:
     return o.lr * (o.final_lr_ratio + (1 - o.final_lr_ratio) * 0.5 * (1 + math.cos(math.pi * frac)))
 
 
-def load_split(path: str, cfg: TrainConfig, logmel: LogMel, tok: CharTokenizer, name: str) -> UtteranceDataset:
-    """Manifest -> dataset, dropping utterances too long/short or with more tokens than CTC can align."""
+def load_split(path: str, cfg: TrainConfig, logmel: LogMel, tok: CharTokenizer, name: str,
+               shard: tuple[int, int] = (0, 1)) -> UtteranceDataset:
+    """Manifest -> dataset, dropping utterances too long/short or with more tokens than CTC can align.
+
+    ``shard`` (rank, world size) keeps every world-th utterance from the rank-th on: the dev set's share of
+    a DDP rank (a rank may get none when the dev set has fewer utterances than there are ranks).
+    """
     utts = filter_by_duration(read_manifest(Path(path)), cfg.data, name)
     ds = UtteranceDataset(utts, logmel, tok)
     frames = conv_out_lengths(torch.tensor([ds.num_frames(i) for i in range(len(ds))]))
@@ -56,10 +61,12 @@ def load_split(path: str, cfg: TrainConfig, logmel: LogMel, tok: CharTokenizer, 
     if len(ok) < len(ds):
         print(f"warning: {name}: skipped {len(ds) - len(ok)} utterance(s) too fast for the model's output frame "
               f"rate (CTC needs a frame per token plus one between repeated tokens)", file=sys.stderr)
-        ds = UtteranceDataset([utts[i] for i in ok], logmel, tok)
-    if not len(ds):
+    if not ok:
         raise UserError(f"{path}: no utterances left to use after filtering")
-    if cfg.data.cache_features:
+    keep = ok[shard[0]::shard[1]]
+    if len(keep) < len(ds):
+        ds = UtteranceDataset([utts[i] for i in keep], logmel, tok)
+    if cfg.data.cache_features and len(ds):
         ds.fill_cache(workers=min(2, max(1, torch.get_num_threads())), desc=f"{name} features")
     return ds
 
@@ -98,7 +105,7 @@ def train(cfg) -> Path:
     # log-mels of uncached audio on the training device (a GPU), per batch: loader workers then only decode audio
     device_logmel = LogMel(cfg.features).to(device) if _features_on_device(cfg, device) else None
     train_ds = load_split(cfg.data.train_manifest, cfg, logmel, tok, "train")
-    dev_ds = load_split(cfg.data.dev_manifest, cfg, logmel, tok, "dev")
+    dev_ds = load_split(cfg.data.dev_manifest, cfg, logmel, tok, "dev", shard=(rank, world))  # scored in shares
 
     train_ds.waveforms = device_logmel is not None
     model = build_model(cfg, tok)
@@ -176,10 +183,12 @@ def train(cfg) -> Path:
             bar.close()
             state["epoch"] += 1
             state["batch"] = 0
-            result = evaluate(model, dev_ds, GreedyDecoder(tok), device, max_frames=2 * cfg.data.max_frames,
-                              precision=amp, num_workers=cfg.data.num_workers, logmel=device_logmel)
-            improved = result.wer < state["best_wer"]
-            state["best_wer"] = min(state["best_wer"], result.wer)
+            wer, cer, dev_loss = _dev_scores(evaluate(model, dev_ds, GreedyDecoder(tok), device,
+                                                      max_frames=2 * cfg.data.max_frames, precision=amp,
+                                                      num_workers=cfg.data.num_workers, logmel=device_logmel),
+                                             len(dev_ds), device)
+            improved = wer < state["best_wer"]
+            state["best_wer"] = min(state["best_wer"], wer)
             state["since_best"] = 0 if improved else state["since_best"] + 1
             checkpoint()
             if cfg.keep_epochs and rank == 0:  # weights of the last N epochs, for `asr average`
@@ -187,15 +196,25 @@ def train(cfg) -> Path:
             if improved and rank == 0:
                 shutil.copyfile(last, run_dir / ".best.pt.tmp")
                 Path(run_dir / ".best.pt.tmp").replace(run_dir / "best.pt")
-            log.dev(state["step"], state["epoch"], result.loss, result.wer, result.cer)
+            log.dev(state["step"], state["epoch"], dev_loss, wer, cer)
             if rank == 0:
-                print(f"epoch {state['epoch']}: dev WER {100 * result.wer:.2f}% CER {100 * result.cer:.2f}% "
-                      f"loss {result.loss:.3f}{' (best)' if improved else ''}", file=sys.stderr)
+                print(f"epoch {state['epoch']}: dev WER {100 * wer:.2f}% CER {100 * cer:.2f}% "
+                      f"loss {dev_loss:.3f}{' (best)' if improved else ''}", file=sys.stderr)
     finally:
         stop.restore()
         log.close()
         dist.cleanup()
     return run_dir
+
+
+def _dev_scores(result, n: int, device: torch.device) -> tuple[float, float, float]:
+    """WER, CER and mean CTC loss per utterance of the whole dev set, from this rank's share of it (``n``
+    utterances, scored in ``result``) and the other ranks' (one all-reduce; the share is all of it without DDP)."""
+    rows = result.rows
+    t = dist.all_sum([sum(r["word_errors"] for r in rows), sum(r["ref_words"] for r in rows),
+                      sum(r["char_errors"] for r in rows), sum(r["ref_chars"] for r in rows), result.loss * n, n],
+                     device)
+    return t[0] / max(t[1], 1), t[2] / max(t[3], 1), t[4] / max(t[5], 1)
 
 
 def _resume(last: Path, cfg: TrainConfig, model, opt, state: dict) -> None:

@@ -36,15 +36,30 @@ def _worker(rank, world, port, overrides, trace_dir):
         trace.append({"ids": batch.ids, "weights": digest, "loss": out[0]})
         return out
 
+    real_evaluate = asr.train.evaluate
+    dev_ids = []
+
+    def evaluated(model, ds, *args, **kw):
+        dev_ids.append([u.id for u in ds.utts])
+        return real_evaluate(model, ds, *args, **kw)
+
     asr.train._step = traced
+    asr.train.evaluate = evaluated
     asr.train.train(compose(overrides))
     with open(os.path.join(trace_dir, f"rank{rank}.json"), "w") as f:
         json.dump(trace, f)
+    with open(os.path.join(trace_dir, f"dev{rank}.json"), "w") as f:
+        json.dump(dev_ids, f)
 
 
 def run_ddp(world, overrides, trace_dir):
     mp.spawn(_worker, args=(world, _free_port(), overrides, str(trace_dir)), nprocs=world, join=True)
     return [json.load(open(trace_dir / f"rank{r}.json")) for r in range(world)]
+
+
+def dev_shares(world, trace_dir):
+    """Per rank, the utterance ids of each dev pass."""
+    return [json.load(open(trace_dir / f"dev{r}.json")) for r in range(world)]
 
 
 @pytest.mark.slow
@@ -66,6 +81,16 @@ def test_ddp_two_ranks_match_one_process(digit_manifests, tmp_path, features):
         assert a["weights"] == b["weights"]  # gradients agreed: identical weights after every step
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-9)  # the logged loss is the global one
         assert a["loss"] == pytest.approx(single["loss"], rel=2e-3)
+
+    # the dev set scored in shares: disjoint halves, the whole set together, the same WER and loss
+    (single_dev,), (dev0, dev1) = dev_shares(1, tmp_path / "t1"), dev_shares(2, tmp_path / "t2")
+    assert len(dev0) == len(dev1) == len(single_dev) == 2  # one pass per epoch
+    for a, b, single in zip(dev0, dev1, single_dev):
+        assert not set(a) & set(b) and sorted(a + b) == sorted(single) and abs(len(a) - len(b)) <= 1
+    dev_one = [(float(r["wer"]), float(r["loss"])) for r in csv.DictReader(open(one / "dev.csv"))]
+    dev_two = [(float(r["wer"]), float(r["loss"])) for r in csv.DictReader(open(two / "dev.csv"))]
+    assert len(dev_two) == 2 and [w for w, _ in dev_two] == pytest.approx([w for w, _ in dev_one], abs=0.02)
+    assert [x for _, x in dev_two] == pytest.approx([x for _, x in dev_one], rel=2e-3)
 
     losses1 = [float(r["loss"]) for r in csv.DictReader(open(one / "train.csv"))]
     losses2 = [float(r["loss"]) for r in csv.DictReader(open(two / "train.csv"))]
