@@ -39,14 +39,17 @@ def run(ctx: Context) -> dict:
         log(f"  {result['skipped']}")
         write_result(ctx, "gpu", result)
         return result
-    result.update(measure(torch.device("cuda"), ctx.quick))
+    # written after every configuration too, so a run stopped by a time limit keeps what it measured
+    result.update(measure(torch.device("cuda"), ctx.quick,
+                          save=lambda part: write_result(ctx, "gpu", {**result, **part, "partial": True})))
     result["load_after"] = load_snapshot()
     write_result(ctx, "gpu", result)
     return result
 
 
-def measure(device: torch.device, small: bool) -> dict:
-    """The measurements; ``small`` (or a CPU ``device``, for a dry run of this code) uses tiny sizes."""
+def measure(device: torch.device, small: bool, save=lambda part: None) -> dict:
+    """The measurements; ``small`` (or a CPU ``device``, for a dry run of this code) uses tiny sizes.
+    ``save`` gets what is measured so far after each step (the log-mel rate first: it takes seconds)."""
     from bench_train import make_pool, run_ours, train_config
 
     cuda = device.type == "cuda"
@@ -61,6 +64,7 @@ def measure(device: torch.device, small: bool) -> dict:
                                         device=str(device)))
     torch.backends.cuda.matmul.allow_tf32 = old
     log("  matmul rates (GFLOP/s): " + ", ".join(f"{k} {v:,.0f}" for k, v in rates.items()))
+    out_features = measure_features(device, tiny)
     model_name = "tiny" if tiny else "librispeech_100"
     cfg = train_config(model_name)
     m = cfg.model
@@ -83,6 +87,7 @@ def measure(device: torch.device, small: bool) -> dict:
                 except torch.cuda.OutOfMemoryError as e:
                     row["error"] = f"out of memory: {str(e).splitlines()[0]}"
                     runs.append(row)
+                    save({"matmul_gflop_per_s": rates, "features": out_features, "runs": runs})
                     log(f"  {precision} {impl:6s} cap {cap:>7,}: out of memory")
                     continue
                 if cuda:
@@ -95,7 +100,7 @@ def measure(device: torch.device, small: bool) -> dict:
                     f"MFU {row['mfu']:.0%} "
                     f"(vs {'bf16' if amp else 'tf32'} matmul), padding {row['padding_frac']:.0%}"
                     + (f", peak {row['peak_mem_gb']} GB" if cuda else ""))
-    out_features = measure_features(device, tiny)
+                save({"matmul_gflop_per_s": rates, "features": out_features, "runs": runs})
     ok = [r for r in runs if "audio_per_s" in r]
     best = max(ok, key=lambda r: r["audio_per_s"]) if ok else None
     base = next((r for r in ok if r["precision"] == "fp32" and r["rnn_impl"] == "packed"

@@ -54,3 +54,20 @@ def test_nested_thread_limits_restore_the_outer_one():
             assert torch.get_num_threads() == 1
         assert torch.get_num_threads() == 2
     assert torch.get_num_threads() == before
+
+
+@pytest.mark.slow
+def test_gpu_benchmark_dry_run_on_cpu_saves_as_it_goes():
+    """bench_gpu.measure with the CPU as its device (tiny sizes): every configuration runs, and what is measured
+    so far is handed to ``save`` after each one, the log-mel rate from the first on (a killed run keeps them)."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import torch
+
+    import bench_gpu
+
+    saved = []
+    out = bench_gpu.measure(torch.device("cpu"), True, save=lambda part: saved.append(
+        (len(part["runs"]), part["features"]["device_audio_per_s"] > 0)))
+    assert len(out["runs"]) == 8 and all(r["audio_per_s"] > 0 for r in out["runs"])  # 2 precisions x 2 LSTMs x 2 caps
+    assert saved == [(n, True) for n in range(1, 9)]
+    assert out["best"] in out["runs"] and out["features"]["cpu_thread_audio_per_s"] > 0
