@@ -13,6 +13,8 @@ with audio seconds per second, peak GPU memory, and MFU against the matmul rates
 the same run: fp32 without TF32, TF32, and bf16 (torch.matmul of 8192 x 8192 matrices). Also the
 log-mel rate of ``WaveBatch.featurize`` on the GPU (``data.features_on=device``, the default there
 without the feature cache) against ``LogMel`` per utterance on one CPU thread, as a loader worker runs it.
+Targets (issues 3 and 5): a train-clean-100 epoch projected at 2 minutes or less from the best throughput,
+and 30 % or more of the measured matmul rate.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from asr.data import WaveBatch  # noqa: E402
 from asr.features import LogMel  # noqa: E402
 
 CAPS = (50_000, 100_000, 200_000)  # data.max_frames: padded feature frames per optimizer step
+TRAIN_CLEAN_100_S = 100.6 * 3600  # seconds of audio in LibriSpeech's train-clean-100 (100.6 h)
 
 
 def run(ctx: Context) -> dict:
@@ -107,8 +110,13 @@ def measure(device: torch.device, small: bool, save=lambda part: None) -> dict:
                  and r["max_frames"] == caps[len(caps) // 2]), None)
     out = {"model": model_name, "matmul_gflop_per_s": rates, "runs": runs,
            "best": best, "gflop_per_audio_s": rnd(3 * per_frame * 25 / 1e9), "features": out_features}
+    epoch_min = rnd(TRAIN_CLEAN_100_S / best["audio_per_s"] / 60) if best else None
+    out["train_clean_100_epoch_min"] = epoch_min
     out["targets"] = [target("best training throughput vs the ~10,000 audio s/s projection",
-                             best["audio_per_s"] if best else None, 10_000, True, " audio s/s")]
+                             best["audio_per_s"] if best else None, 10_000, True, " audio s/s"),
+                      target("train-clean-100 epoch (100.6 h) at the best throughput", epoch_min, 2.0, False, " min"),
+                      target("model FLOP utilization of the best configuration vs its matmul rate",
+                             best["mfu"] if best else None, 0.30, True)]
     if best and base:
         out["best_vs_fp32_packed_default_cap"] = rnd(best["audio_per_s"] / base["audio_per_s"])
     return out

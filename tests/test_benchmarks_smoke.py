@@ -71,3 +71,5 @@ def test_gpu_benchmark_dry_run_on_cpu_saves_as_it_goes():
     assert len(out["runs"]) == 8 and all(r["audio_per_s"] > 0 for r in out["runs"])  # 2 precisions x 2 LSTMs x 2 caps
     assert saved == [(n, True) for n in range(1, 9)]
     assert out["best"] in out["runs"] and out["features"]["cpu_thread_audio_per_s"] > 0
+    assert out["train_clean_100_epoch_min"] == pytest.approx(100.6 * 3600 / out["best"]["audio_per_s"] / 60, rel=1e-2)
+    assert [t["goal"] for t in out["targets"]] == [10_000, 2.0, 0.30]
