@@ -8,6 +8,7 @@ at the same epoch and batch, with the same batch order, optimizer and RNG state.
 from __future__ import annotations
 
 import gc
+import json
 import math
 import shutil
 import signal
@@ -125,6 +126,7 @@ def train(cfg) -> Path:
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.yaml", _yaml(cfg))
+        _record_start(run_dir, device, world, state)
     log = MetricsLog(run_dir, enabled=rank == 0, truncate_after=state["step"])
     total_steps = cfg.optim.epochs * len(sampler)
     if rank == 0:
@@ -205,6 +207,31 @@ def train(cfg) -> Path:
         log.close()
         dist.cleanup()
     return run_dir
+
+
+def _record_start(run_dir: Path, device: torch.device, world: int, state: dict) -> None:
+    """Append this start (a fresh run or a resume) to RUN_DIR/starts.jsonl: when, where, with what software,
+    from which point (epochs done, batch, step), so a run's numbers can be traced to the code and machine."""
+    import platform
+    import subprocess
+    import time
+
+    import torchaudio
+
+    repo = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "-C", str(repo), "describe", "--always", "--dirty"], capture_output=True,
+                                text=True, timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "argv": sys.argv, "host": platform.node(),
+             "python": platform.python_version(), "torch": torch.__version__, "torchaudio": torchaudio.__version__,
+             "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
+             "threads": torch.get_num_threads(), "world_size": world, "git": commit,
+             "epochs_done": state["epoch"], "batch": state["batch"], "step": state["step"]}
+    path = run_dir / "starts.jsonl"
+    old = path.read_text() if path.is_file() else ""
+    atomic_write_text(path, old + json.dumps(entry) + "\n")
 
 
 def _dev_scores(result, n: int, device: torch.device) -> tuple[float, float, float]:

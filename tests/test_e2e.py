@@ -28,8 +28,10 @@ from conftest import tiny_overrides
 
 def test_loss_decreases_and_run_dir_complete(tiny_model):
     run = tiny_model.parent
-    for name in ["best.pt", "last.pt", "config.yaml", "train.csv", "dev.csv", "curves.png"]:
+    for name in ["best.pt", "last.pt", "config.yaml", "train.csv", "dev.csv", "curves.png", "starts.jsonl"]:
         assert (run / name).is_file(), name
+    (start,) = [json.loads(line) for line in open(run / "starts.jsonl")]
+    assert start["torch"] == torch.__version__ and start["device"] == "cpu" and start["step"] == 0
     rows = list(csv.DictReader(open(run / "train.csv")))
     assert len(rows) >= 6 and all(np.isfinite(float(r["loss"])) for r in rows)
     assert [int(r["step"]) for r in rows] == list(range(1, len(rows) + 1))
@@ -78,6 +80,9 @@ def test_sigterm_then_resume_matches_uninterrupted(digit_manifests, tmp_path, mo
         assert torch.equal(a["model"][k], b["model"][k]), k
     steps = [int(r["step"]) for r in csv.DictReader(open(resumed / "train.csv"))]
     assert steps == sorted(set(steps))  # resumed rows continue, none doubled
+    starts = [json.loads(line) for line in open(resumed / "starts.jsonl")]  # the first start and the resume
+    stop = first["train_state"]
+    assert [(s["epochs_done"], s["batch"], s["step"]) for s in starts] == [(0, 0, 0), (stop["epoch"], stop["batch"], 7)]
 
 
 def test_eval_cli(tiny_model, digit_manifests, tmp_path, capsys):
