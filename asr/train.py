@@ -185,10 +185,9 @@ def train(cfg) -> Path:
             bar.close()
             state["epoch"] += 1
             state["batch"] = 0
-            wer, cer, dev_loss = _dev_scores(evaluate(model, dev_ds, GreedyDecoder(tok), device,
-                                                      max_frames=2 * cfg.data.max_frames, precision=amp,
-                                                      num_workers=cfg.data.num_workers, logmel=device_logmel),
-                                             len(dev_ds), device)
+            result = evaluate(model, dev_ds, GreedyDecoder(tok), device, max_frames=2 * cfg.data.max_frames,
+                              precision=amp, num_workers=cfg.data.num_workers, logmel=device_logmel)
+            wer, cer, dev_loss = _dev_scores(result, len(dev_ds), device)  # this rank's share + the others
             improved = wer < state["best_wer"]
             state["best_wer"] = min(state["best_wer"], wer)
             state["since_best"] = 0 if improved else state["since_best"] + 1
