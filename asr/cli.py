@@ -30,7 +30,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from asr import __version__
+
     p = argparse.ArgumentParser(prog="asr", description="BiLSTM-CTC speech recognition: train, evaluate, transcribe.")
+    p.add_argument("--version", action="version", version=f"asr {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser("synth-corpus", help="make the embedded default corpus with espeak-ng (no download)")

@@ -208,3 +208,12 @@ def test_patience_stops_a_run_that_no_longer_improves(digit_manifests, tmp_path,
     train(compose(overrides))
     assert len(list(csv.DictReader(open(run / "dev.csv")))) == 3
     assert "stopping after epoch 3 of 6" in capsys.readouterr().err
+
+
+def test_version(capsys):
+    """asr --version: the package's version, the same as the installed metadata (pyproject.toml)."""
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"asr {version('asr')}"
