@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 from asr.errors import UserError
@@ -335,7 +336,9 @@ def cmd_eval(args, _extra) -> int:
     ds = UtteranceDataset(utts, LogMel(cfg.features), tok)
     decoder = build_decoder(_decoder_config(args), tok)
     on_device = LogMel(cfg.features).to(device) if device.type == "cuda" else None  # as training's features_on=auto
+    start = time.perf_counter()
     result = evaluate(model, ds, decoder, device, progress=True, num_workers=args.workers, logmel=on_device)
+    seconds, audio_s = time.perf_counter() - start, sum(u.duration for u in utts)
     report = args.report or args.model.parent / f"eval-{args.manifest.stem}.jsonl"
     write_report(report, result)
     print(f"WER {100 * result.wer:.2f}")
@@ -347,7 +350,8 @@ def cmd_eval(args, _extra) -> int:
         for g in by_speaker(result.rows):
             print(f"{g['speaker']:<12} {g['utterances']:>5} {g['ref_words']:>6} {100 * g['wer']:>7.2f} "
                   f"{100 * g['cer']:>7.2f}")
-    print(f"utterances {len(ds)}; report {report}", file=sys.stderr)
+    print(f"utterances {len(ds)} ({audio_s / 3600:.2f} h), decoded in {seconds:.1f} s (real-time factor "
+          f"{seconds / max(audio_s, 1e-9):.4f}, features and model included); report {report}", file=sys.stderr)
     return 0
 
 

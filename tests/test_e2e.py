@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -89,8 +90,11 @@ def test_eval_cli(tiny_model, digit_manifests, tmp_path, capsys):
     report = tmp_path / "report.jsonl"
     assert main(["eval", "--model", str(tiny_model), "--manifest", str(digit_manifests[1]),
                  "--report", str(report)]) == 0
-    out = capsys.readouterr().out.splitlines()
+    out, err = capsys.readouterr()
+    out = out.splitlines()
     assert out[0].startswith("WER ") and out[1].startswith("CER ")
+    n = len(digit_manifests[1].read_text().splitlines())
+    assert re.search(rf"utterances {n} \(0\.\d\d h\), decoded in [\d.]+ s \(real-time factor 0\.\d{{4}},", err)
     wer = float(out[0].split()[1])
     rows = [json.loads(l) for l in report.read_text().splitlines()]
     assert len(rows) == len(digit_manifests[1].read_text().splitlines())
