@@ -142,10 +142,7 @@ def train(cfg) -> Path:
     stop = _StopFlag()
     try:
         while state["epoch"] < cfg.optim.epochs:
-            if 0 < cfg.optim.patience <= state["since_best"]:  # checked here too, so a resumed run stops as well
-                if rank == 0:
-                    print(f"no better dev WER for {state['since_best']} epochs (optim.patience): stopping after "
-                          f"epoch {state['epoch']} of {cfg.optim.epochs}", file=sys.stderr)
+            if _patience_spent(cfg, state, rank):  # checked before an epoch, so a resumed run stops as well
                 break
             sampler.set_epoch(state["epoch"])
             batches = sampler.epoch_batches()[state["batch"]:]
@@ -161,15 +158,8 @@ def train(cfg) -> Path:
                 lr_now = lr_at(state["step"], total_steps, cfg.optim)
                 loss, gnorm, lr = _step(ddp_model, opt, batch, device, amp, lr_now, cfg.optim.clip_norm)
                 state["batch"] += 1
-                if loss is None:
-                    state["skipped"] += 1
-                    state["bad_steps"] += 1
-                    print(f"warning: {gnorm} at step {state['step'] + 1} (batch {batch.ids[0]}...), "
-                          f"batch skipped ({state['skipped']} so far)", file=sys.stderr)
-                    if state["bad_steps"] >= cfg.optim.max_bad_steps:
-                        raise UserError(f"{state['bad_steps']} batches skipped in a row at step {state['step']} "
-                                        f"(last: {gnorm}): training diverged or does not fit; lower optim.lr or "
-                                        f"data.max_frames, or check the data")
+                if loss is None:  # gnorm says why
+                    _count_skipped(state, gnorm, batch, cfg)
                     continue
                 state["bad_steps"] = 0
                 state["step"] += 1
@@ -206,6 +196,28 @@ def train(cfg) -> Path:
         log.close()
         dist.cleanup()
     return run_dir
+
+
+def _count_skipped(state: dict, why: str, batch: Batch, cfg: TrainConfig) -> None:
+    """Count a batch ``_step`` skipped; a UserError after ``optim.max_bad_steps`` of them in a row."""
+    state["skipped"] += 1
+    state["bad_steps"] += 1
+    print(f"warning: {why} at step {state['step'] + 1} (batch {batch.ids[0]}...), "
+          f"batch skipped ({state['skipped']} so far)", file=sys.stderr)
+    if state["bad_steps"] >= cfg.optim.max_bad_steps:
+        raise UserError(f"{state['bad_steps']} batches skipped in a row at step {state['step']} "
+                        f"(last: {why}): training diverged or does not fit; lower optim.lr or "
+                        f"data.max_frames, or check the data")
+
+
+def _patience_spent(cfg: TrainConfig, state: dict, rank: int) -> bool:
+    """Whether ``optim.patience`` epochs in a row brought no better dev WER (then rank 0 says so)."""
+    if not 0 < cfg.optim.patience <= state["since_best"]:
+        return False
+    if rank == 0:
+        print(f"no better dev WER for {state['since_best']} epochs (optim.patience): stopping after "
+              f"epoch {state['epoch']} of {cfg.optim.epochs}", file=sys.stderr)
+    return True
 
 
 def _record_start(run_dir: Path, device: torch.device, world: int, state: dict) -> None:
