@@ -55,6 +55,11 @@ def load_audio_pcm16(path: str | os.PathLike, sample_rate: int = 16000) -> torch
     return load_audio(path, sample_rate)
 
 
+def as_float(wave: torch.Tensor) -> torch.Tensor:
+    """A waveform from ``load_audio_pcm16`` (int16 or float32) as ``load_audio``'s float32, exactly."""
+    return wave.float() / PCM16_SCALE if wave.dtype == torch.int16 else wave
+
+
 def to_mono_resampled(data: np.ndarray, rate: int, sample_rate: int = 16000, name: str = "audio") -> torch.Tensor:
     """(samples,) or (samples, channels) array at ``rate`` -> (samples',) float32 tensor at ``sample_rate``."""
     data = np.asarray(data, dtype=np.float32)

@@ -163,15 +163,14 @@ def describe(path: str | os.PathLike) -> dict:
         raise UserError(f"{path}: not a checkpoint of asr train (no model weights or config in it)")
     c = ckpt["config"]
     m, f = c["model"], c["features"]
-    tok = ckpt.get("tokenizer", {})
-    weights = ckpt["model"]
+    model = model_from_checkpoint(ckpt)[0]
     info = {
         "path": str(path), "size_mb": round(Path(path).stat().st_size / 2**20, 1),
-        "parameters": model_from_checkpoint(ckpt)[0].num_params(),
+        "parameters": model.num_params(),
         "model": (f"conv front, 2 stride-2 layers of {m['conv_channels']} channels (4x fewer frames) + "
                   f"{m['layers']}x{m['hidden']} BiLSTM + linear"),
-        "outputs": int(weights["out.weight"].shape[0]) if "out.weight" in weights else None,
-        "tokenizer": tok.get("type", "char"),
+        "outputs": model.out.out_features,
+        "tokenizer": ckpt["tokenizer"].get("type", "char"),
         "features": (f"{f['n_mels']} log-mel bins{' up to %g Hz' % f['f_max'] if f.get('f_max') else ''}, "
                      f"{f['win_ms']:g} ms window, {f['hop_ms']:g} ms hop, {f['sample_rate']} Hz input"),
         "utterance_cmn": bool(m.get("utterance_cmn", False)),

@@ -181,26 +181,23 @@ def to_dataclass(cfg) -> TrainConfig:
     return OmegaConf.to_object(cfg) if not isinstance(cfg, TrainConfig) else cfg
 
 
-# Ranges the types cannot say: (key, allowed, test). Checked by ``check_ranges`` before any work starts.
-_RANGES: list[tuple[str, str, Callable[[float], bool]]] = [
-    ("features.sample_rate", "> 0", lambda v: v > 0), ("features.n_mels", "> 0", lambda v: v > 0),
-    ("features.win_ms", "> 0", lambda v: v > 0), ("features.hop_ms", "> 0", lambda v: v > 0),
-    ("features.n_fft", "> 0", lambda v: v > 0), ("features.f_min", ">= 0", lambda v: v >= 0),
-    ("specaug.freq_masks", ">= 0", lambda v: v >= 0), ("specaug.freq_width", ">= 0", lambda v: v >= 0),
-    ("specaug.time_masks", ">= 0", lambda v: v >= 0), ("specaug.time_width", ">= 0", lambda v: v >= 0),
-    ("specaug.time_ratio", "in [0, 1]", lambda v: 0 <= v <= 1),
-    ("specaug.freq_warp", "in [0, 1)", lambda v: 0 <= v < 1),
-    ("model.conv_channels", "> 0", lambda v: v > 0), ("model.hidden", "> 0", lambda v: v > 0),
-    ("model.layers", "> 0", lambda v: v > 0), ("model.dropout", "in [0, 1)", lambda v: 0 <= v < 1),
-    ("optim.lr", "> 0", lambda v: v > 0), ("optim.weight_decay", ">= 0", lambda v: v >= 0),
-    ("optim.warmup_steps", ">= 0", lambda v: v >= 0), ("optim.final_lr_ratio", "in [0, 1]", lambda v: 0 <= v <= 1),
-    ("optim.clip_norm", "> 0", lambda v: v > 0), ("optim.epochs", ">= 1", lambda v: v >= 1),
-    ("optim.max_bad_steps", ">= 1", lambda v: v >= 1), ("optim.patience", ">= 0", lambda v: v >= 0),
-    ("data.max_frames", "> 0", lambda v: v > 0),
-    ("data.min_duration", ">= 0", lambda v: v >= 0), ("data.max_duration", "> 0", lambda v: v > 0),
-    ("data.num_workers", ">= 0", lambda v: v >= 0), ("threads", ">= 0", lambda v: v >= 0),
-    ("save_every", ">= 0", lambda v: v >= 0), ("keep_epochs", ">= 0", lambda v: v >= 0),
-]
+# Ranges the types cannot say, checked by ``check_ranges`` before any work starts: key -> allowed range,
+# each range a name in _IN_RANGE, so the test and the message that names it cannot drift apart.
+_IN_RANGE: dict[str, Callable[[float], bool]] = {
+    "> 0": lambda v: v > 0, ">= 0": lambda v: v >= 0, ">= 1": lambda v: v >= 1,
+    "in [0, 1]": lambda v: 0 <= v <= 1, "in [0, 1)": lambda v: 0 <= v < 1,
+}
+_RANGES: dict[str, str] = {
+    "features.sample_rate": "> 0", "features.n_mels": "> 0", "features.win_ms": "> 0", "features.hop_ms": "> 0",
+    "features.n_fft": "> 0", "features.f_min": ">= 0",
+    "specaug.freq_masks": ">= 0", "specaug.freq_width": ">= 0", "specaug.time_masks": ">= 0",
+    "specaug.time_width": ">= 0", "specaug.time_ratio": "in [0, 1]", "specaug.freq_warp": "in [0, 1)",
+    "model.conv_channels": "> 0", "model.hidden": "> 0", "model.layers": "> 0", "model.dropout": "in [0, 1)",
+    "optim.lr": "> 0", "optim.weight_decay": ">= 0", "optim.warmup_steps": ">= 0", "optim.final_lr_ratio": "in [0, 1]",
+    "optim.clip_norm": "> 0", "optim.epochs": ">= 1", "optim.max_bad_steps": ">= 1", "optim.patience": ">= 0",
+    "data.max_frames": "> 0", "data.min_duration": ">= 0", "data.max_duration": "> 0", "data.num_workers": ">= 0",
+    "threads": ">= 0", "save_every": ">= 0", "keep_epochs": ">= 0",
+}
 
 
 # Settings that take one of a few words (the device is checked where it is picked: it depends on the machine).
@@ -223,9 +220,8 @@ def check_ranges(cfg: TrainConfig) -> None:
 
     bad = [f"{key}={value_of(key)}: expected {', '.join(words[:-1])} or {words[-1]}"
            for key, words in _CHOICES if value_of(key) not in words]
-    for key, allowed, ok in _RANGES:
-        if not ok(value_of(key)):
-            bad.append(f"{key}={value_of(key)}: must be {allowed}")
+    bad += [f"{key}={value_of(key)}: must be {allowed}" for key, allowed in _RANGES.items()
+            if not _IN_RANGE[allowed](value_of(key))]
     if cfg.data.min_duration >= cfg.data.max_duration:
         bad.append(f"data.min_duration={cfg.data.min_duration} is not below data.max_duration={cfg.data.max_duration}")
     if bad:

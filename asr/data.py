@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
-from asr.audio import PCM16_SCALE, load_audio, load_audio_pcm16
+from asr.audio import as_float, load_audio, load_audio_pcm16
 from asr.config import DataConfig
 from asr.features import LogMel, RunningStats, zero_padding
 from asr.manifest import Utterance
@@ -49,9 +49,7 @@ class WaveBatch(NamedTuple):
         """
         device = next(logmel.buffers()).device  # the mel filterbank's
         nb = device.type == "cuda"
-        waves = self.waves.to(device, non_blocking=nb)
-        if waves.dtype == torch.int16:
-            waves = waves.float() / PCM16_SCALE  # what load_audio returns for the same file, exactly
+        waves = as_float(self.waves.to(device, non_blocking=nb))  # int16 travels, the GPU scales it
         feats = logmel(waves)  # (B, S) -> (B, T, n_mels), T = 1 + S // hop
         lengths = logmel.num_frames(self.wave_lengths)  # (B,) frames
         feats = zero_padding(feats, lengths.to(device), time_dim=1)
@@ -136,7 +134,7 @@ def collate_waves(items) -> WaveBatch:
     """
     ids, waves, targets, texts = zip(*items)
     if any(w.dtype != torch.int16 for w in waves):
-        waves = [w.float() / PCM16_SCALE if w.dtype == torch.int16 else w for w in waves]
+        waves = [as_float(w) for w in waves]
     return WaveBatch(*_padded(waves, waves[0].dtype), torch.cat(targets), torch.tensor([len(t) for t in targets]),
                      list(ids), list(texts))
 
