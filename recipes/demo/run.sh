@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job on the embedded default corpus (no download): set up, synthesize the corpus with
-# espeak-ng, prepare manifests, train, evaluate on the test split, transcribe a file, print results.
+# espeak-ng, prepare manifests, train, evaluate on the test split (greedy, then beam search with a 3-gram LM
+# of the training text, its weights tuned on the dev split), transcribe a file, print results.
 # Usage: bash recipes/demo/run.sh [hydra overrides for asr train, e.g. optim.epochs=4]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -15,12 +16,20 @@ asr prepare librispeech --root "$data/corpus" --subsets train-synth,dev-synth,te
 asr train run_dir="$run" "$@"
 asr eval --model "$run/best.pt" --manifest "$data/test-synth.jsonl" --report "$run/test-report.jsonl" \
   | tee "$run/test-results.txt"
+asr lm build --text "$data"/corpus/LibriSpeech/train-synth/*/*/*.trans.txt --order 3 --out "$data/lm/3gram.arpa"
+python3 tools/tune_lm.py --model "$run/best.pt" --manifest "$data/dev-synth.jsonl" --lm "$data/lm/3gram.arpa" \
+  --out "$run/beam_tuned.yaml" 2> "$run/tune_lm.log" || { tail -n 5 "$run/tune_lm.log" >&2; exit 1; }
+asr eval --model "$run/best.pt" --manifest "$data/test-synth.jsonl" --decoder-config "$run/beam_tuned.yaml" \
+  --report "$run/test-report-beam.jsonl" | tee "$run/test-results-beam.txt"
 sample=$(head -n 1 "$data/test-synth.jsonl" | python3 -c 'import json,sys; print(json.load(sys.stdin)["audio"])')
 asr transcribe --model "$run/best.pt" "$sample" | tee "$run/transcribe-example.txt"
 python3 - "$run" "$data" "$start" <<'PY'
 import json, sys, time
+import yaml
 run, data, start = sys.argv[1], sys.argv[2], float(sys.argv[3])
 res = dict(line.split() for line in open(f"{run}/test-results.txt"))
+beam = dict(line.split() for line in open(f"{run}/test-results-beam.txt"))
+tuned = yaml.safe_load(open(f"{run}/beam_tuned.yaml"))
 test = [json.loads(l) for l in open(f"{data}/test-synth.jsonl")]
 words = {w for u in test for w in u["text"].split()}
 train_h = sum(json.loads(l)["duration"] for l in open(f"{data}/train-synth.jsonl")) / 3600
@@ -28,7 +37,10 @@ ref = test[0]["text"].lower()
 hyp = open(f"{run}/transcribe-example.txt").read().split("\t", 1)[1].strip()
 rows = [("training audio", f"{train_h:.2f} h"), ("test utterances", len(test)),
         ("test distinct words", len(words)), ("test WER (greedy)", f"{res['WER']} %"),
-        ("test CER (greedy)", f"{res['CER']} %"), ("wall time", f"{(time.time() - start) / 60:.1f} min"),
+        ("test CER (greedy)", f"{res['CER']} %"),
+        ("test WER / CER (beam + 3-gram LM)", f"{beam['WER']} % / {beam['CER']} %"),
+        ("LM weight / word score (tuned on dev)", f"{tuned['lm_weight']} / {tuned['word_score']}"),
+        ("wall time", f"{(time.time() - start) / 60:.1f} min"),
         ("example reference", ref), ("example hypothesis", hyp)]
 print("\n| result | value |\n|---|---|")
 for k, v in rows:
