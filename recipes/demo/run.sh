@@ -8,7 +8,7 @@ cd "$(dirname "$0")/../.."
 start=$(date +%s)
 bash tools/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"
-HOURS=${HOURS:-1.5}            # hours of training speech to synthesize
+HOURS=${HOURS:-3}              # hours of training speech to synthesize
 data=data/demo run=runs/demo
 
 asr synth-corpus --out "$data/corpus" --hours "$HOURS" --seed 0
