@@ -2,18 +2,19 @@
 # The main job on the embedded default corpus (no download): set up, synthesize the corpus with
 # espeak-ng, prepare manifests, train, evaluate on the test split (greedy, then beam search with a 3-gram LM
 # of the training text, its weights tuned on the dev split), transcribe a file, print results.
-# Usage: bash recipes/demo/run.sh [hydra overrides for asr train, e.g. optim.epochs=4]
+# Usage: [HOURS=3] [DATA=data/demo] [RUN=runs/demo] bash recipes/demo/run.sh [hydra overrides for asr train,
+# e.g. optim.epochs=10]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 start=$(date +%s)
 bash tools/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"
 HOURS=${HOURS:-3}              # hours of training speech to synthesize
-data=data/demo run=runs/demo
+data=${DATA:-data/demo} run=${RUN:-runs/demo}   # corpus and manifests; run directory
 
 asr synth-corpus --out "$data/corpus" --hours "$HOURS" --seed 0
 asr prepare librispeech --root "$data/corpus" --subsets train-synth,dev-synth,test-synth --out "$data"
-asr train run_dir="$run" "$@"
+asr train run_dir="$run" data.train_manifest="$data/train-synth.jsonl" data.dev_manifest="$data/dev-synth.jsonl" "$@"
 asr eval --model "$run/best.pt" --manifest "$data/test-synth.jsonl" --report "$run/test-report.jsonl" \
   | tee "$run/test-results.txt"
 asr lm build --text "$data"/corpus/LibriSpeech/train-synth/*/*/*.trans.txt --order 3 --out "$data/lm/3gram.arpa"
