@@ -2,17 +2,16 @@
 # The main job on the embedded default corpus (no download): set up, synthesize the corpus with
 # espeak-ng, prepare manifests, train, evaluate on the test split (greedy, then beam search with a 3-gram LM
 # of the training text, its weights tuned on the dev split), transcribe a file, print results.
-# Usage: [HOURS=3] [DATA=data/demo] [RUN=runs/demo] bash recipes/demo/run.sh [hydra overrides for asr train,
-# e.g. optim.epochs=10]
+# Usage: [HOURS=H] [DATA=data/demo] [RUN=runs/demo] bash recipes/demo/run.sh [hydra overrides for asr train,
+# e.g. optim.epochs=10]; HOURS: training speech to synthesize (default: asr synth-corpus's, 3 h)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 start=$(date +%s)
 bash tools/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"
-HOURS=${HOURS:-3}              # hours of training speech to synthesize
 data=${DATA:-data/demo} run=${RUN:-runs/demo}   # corpus and manifests; run directory
 
-asr synth-corpus --out "$data/corpus" --hours "$HOURS" --seed 0
+asr synth-corpus --out "$data/corpus" ${HOURS:+--hours "$HOURS"} --seed 0
 asr prepare librispeech --root "$data/corpus" --subsets train-synth,dev-synth,test-synth --out "$data"
 asr train run_dir="$run" data.train_manifest="$data/train-synth.jsonl" data.dev_manifest="$data/dev-synth.jsonl" "$@"
 asr eval --model "$run/best.pt" --manifest "$data/test-synth.jsonl" --report "$run/test-report.jsonl" \
