@@ -75,40 +75,52 @@ def measure(device: torch.device, small: bool, save=lambda part: None) -> dict:
     caps = (400, 800) if tiny else CAPS
     pool = make_pool("librispeech", 16 if tiny else 1200, seed=0, scale=0.25 if tiny else 1.0)
     runs = []
-    for precision in ("fp32", "bf16"):
+
+    def one(precision: str, impl: str, cap: int, model_cfg=cfg, model_per_frame=per_frame, into=runs) -> None:
         amp = torch.bfloat16 if precision == "bf16" else None
+        model_cfg.model.rnn_impl = impl
+        if cuda:
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+        spec = {"max_frames": cap, "steps": 2 if tiny else 6, "budget_s": 5 if tiny else 60}
+        row = {"precision": precision, "rnn_impl": impl, "max_frames": cap}
+        try:
+            row.update(run_ours(model_cfg, pool, spec, model_per_frame, device, amp))
+        except torch.cuda.OutOfMemoryError as e:
+            row["error"] = f"out of memory: {str(e).splitlines()[0]}"
+            into.append(row)
+            log(f"  {precision} {impl:6s} cap {cap:>7,}: out of memory")
+            return
+        if cuda:
+            row["peak_mem_gb"] = rnd(torch.cuda.max_memory_allocated() / 1e9)
+        ref_rate = rates["bf16"] if amp else rates["tf32"]
+        row["mfu"] = rnd(row["useful_gflop_per_s"] / ref_rate)
+        row["mfu_vs_fp32_no_tf32"] = rnd(row["useful_gflop_per_s"] / rates["fp32"])
+        into.append(row)
+        log(f"  {precision} {impl:6s} cap {cap:>7,}: {row['audio_per_s']:>9,.0f} audio s/s, MFU {row['mfu']:.0%} "
+            f"(vs {'bf16' if amp else 'tf32'} matmul), padding {row['padding_frac']:.0%}, data "
+            f"{row['data_frac']:.0%} of the wall time" + (f", peak {row['peak_mem_gb']} GB" if cuda else ""))
+
+    for precision in ("fp32", "bf16"):
         for impl in ("packed", "flip"):
             for cap in caps:
-                cfg.model.rnn_impl = impl
-                if cuda:
-                    torch.cuda.empty_cache()
-                    torch.cuda.reset_peak_memory_stats()
-                spec = {"max_frames": cap, "steps": 2 if tiny else 6, "budget_s": 5 if tiny else 60}
-                row = {"precision": precision, "rnn_impl": impl, "max_frames": cap}
-                try:
-                    row.update(run_ours(cfg, pool, spec, per_frame, device, amp))
-                except torch.cuda.OutOfMemoryError as e:
-                    row["error"] = f"out of memory: {str(e).splitlines()[0]}"
-                    runs.append(row)
-                    save({"matmul_gflop_per_s": rates, "features": out_features, "runs": runs})
-                    log(f"  {precision} {impl:6s} cap {cap:>7,}: out of memory")
-                    continue
-                if cuda:
-                    row["peak_mem_gb"] = rnd(torch.cuda.max_memory_allocated() / 1e9)
-                ref_rate = rates["bf16"] if amp else rates["tf32"]
-                row["mfu"] = rnd(row["useful_gflop_per_s"] / ref_rate)
-                row["mfu_vs_fp32_no_tf32"] = rnd(row["useful_gflop_per_s"] / rates["fp32"])
-                runs.append(row)
-                log(f"  {precision} {impl:6s} cap {cap:>7,}: {row['audio_per_s']:>9,.0f} audio s/s, "
-                    f"MFU {row['mfu']:.0%} "
-                    f"(vs {'bf16' if amp else 'tf32'} matmul), padding {row['padding_frac']:.0%}"
-                    + (f", peak {row['peak_mem_gb']} GB" if cuda else ""))
+                one(precision, impl, cap)
                 save({"matmul_gflop_per_s": rates, "features": out_features, "runs": runs})
+    # the 960 h model (5x1024, ~117 M parameters) in bf16 at the largest cap: the size the guide's figures are for
+    big_name = "tiny" if tiny else "librispeech_960"
+    big = train_config(big_name)
+    big_per_frame = model_flops_per_frame(big.model.hidden, big.model.layers, big.model.conv_channels)["total"]
+    runs_960: list[dict] = []
+    log(f"  model {big_name}:")
+    for impl in ("packed", "flip"):
+        one("bf16", impl, caps[-1], big, big_per_frame, runs_960)
+        save({"matmul_gflop_per_s": rates, "features": out_features, "runs": runs, "runs_960": runs_960})
     ok = [r for r in runs if "audio_per_s" in r]
     best = max(ok, key=lambda r: r["audio_per_s"]) if ok else None
     base = next((r for r in ok if r["precision"] == "fp32" and r["rnn_impl"] == "packed"
                  and r["max_frames"] == caps[len(caps) // 2]), None)
-    out = {"model": model_name, "matmul_gflop_per_s": rates, "runs": runs,
+    out = {"model": model_name, "matmul_gflop_per_s": rates, "runs": runs, "model_960": big_name,
+           "runs_960": runs_960, "gflop_per_audio_s_960": rnd(3 * big_per_frame * 25 / 1e9),
            "best": best, "gflop_per_audio_s": rnd(3 * per_frame * 25 / 1e9), "features": out_features}
     epoch_min = rnd(TRAIN_CLEAN_100_S / best["audio_per_s"] / 60) if best else None
     out["train_clean_100_epoch_min"] = epoch_min

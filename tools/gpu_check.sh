@@ -5,7 +5,7 @@
 #   bash tools/gpu_check.sh prepare       # here, with a package index: the wheels that machine lacks and the
 #                                         # FSDD recordings the GPU training test reads, into .gpucheck/
 #   bash tools/gpu_check.sh run OUT_DIR   # there (carry .gpucheck): install those wheels into /tmp/site, then
-#                                         # pytest tests/test_gpu.py and benchmarks/run.py --only gpu; logs and
+#                                         # pytest tests/test_gpu.py and benchmarks/run.py --only loader,gpu; logs and
 #                                         # JSON results in OUT_DIR
 #
 # Environment: PYVER (the Python there, default 3.12), FSDD (recordings folder, default
@@ -35,6 +35,9 @@ case "${1:-}" in
     fsdd=${FSDD:-../shared/data/fsdd/recordings}
     [ -d "$fsdd" ] || { echo "$fsdd not found: set FSDD=DIR (FSDD's recordings/ folder)" >&2; exit 2; }
     find "$fsdd" -name '*_[0-5].wav' -exec cp {} "$dir/data/fsdd/recordings/" \;
+    # benchmarks/bench_loader.py decodes the LibriSpeech sample's FLACs (it synthesizes FLACs without them)
+    ls=$(dirname "$fsdd")/../librispeech-sample
+    [ -d "$ls" ] && cp -r "$ls" "$dir/data/"
     echo "$dir: $(ls "$dir/whl" | wc -l) wheels, $(ls "$dir/data/fsdd/recordings" | wc -l) recordings," \
       "$(du -sh "$dir" | cut -f1); there: bash tools/gpu_check.sh run \$OUT (carry $dir)"
     ;;
@@ -51,7 +54,8 @@ case "${1:-}" in
     status=0
     timeout "${TEST_S:-150}" python3 -m pytest -q -rs -p no:cacheprovider tests/test_gpu.py 2>&1 \
       | tee "$out/test_gpu.log" || status=1
-    timeout "${BENCH_S:-390}" python3 benchmarks/run.py --only gpu --out "$out" 2>&1 | tee "$out/bench_gpu.log" \
+    # the loader benchmark too: per-worker decode + log-mel rates on that machine's CPU, against what the GPU consumes
+    timeout "${BENCH_S:-390}" python3 benchmarks/run.py --only loader,gpu --out "$out" 2>&1 | tee "$out/bench_gpu.log" \
       || status=1
     exit $status
     ;;
