@@ -18,6 +18,7 @@ KEYS = {
     "beam": ["beam_width", "sources"],
     "loader": ["per_worker_audio_per_s", "decode_audio_per_s", "workers_needed"],
     "gpu": [],  # "skipped" without CUDA, "runs" with it
+    "gpu_e2e": [],
 }
 
 
@@ -81,3 +82,25 @@ def test_gpu_benchmark_dry_run_on_cpu_saves_as_it_goes():
     assert out["best"] in out["runs"] and out["features"]["cpu_thread_audio_per_s"] > 0
     assert out["train_clean_100_epoch_min"] == pytest.approx(100.6 * 3600 / out["best"]["audio_per_s"] / 60, rel=1e-2)
     assert [t["goal"] for t in out["targets"]] == [10_000, 2.0, 0.30, 0.30]
+
+
+@pytest.mark.slow
+def test_gpu_e2e_benchmark_dry_run_on_cpu(tmp_path):
+    """bench_gpu_e2e.measure with the CPU as its device (tiny sizes): FLAC corpus, the synthetic-feature reference
+    and one `asr train` epoch through the recipe's data config, with figures that add up."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import torch
+
+    import bench_gpu_e2e
+
+    saved = []
+    out = bench_gpu_e2e.measure(torch.device("cpu"), True, tmp_path, save=saved.append)
+    assert len(list((tmp_path / "flac").glob("*.flac"))) == out["utterances"] == 24
+    assert out["synthetic_features"]["audio_per_s"] > 0 and len(out["runs"]) == 1
+    run = out["runs"][0]
+    assert run["num_workers"] == 2 and run["steps"] >= 2 and run["epoch_s"] > 0
+    assert run["epoch_audio_per_s"] == pytest.approx(out["audio_s"] / run["epoch_s"], rel=1e-2)
+    assert (tmp_path / "run-2" / "last.pt").is_file()
+    assert [len(p.get("runs", [])) for p in saved] == [0, 1]
+    again = bench_gpu_e2e.measure(torch.device("cpu"), True, tmp_path)  # the corpus is reused, not rewritten
+    assert again["audio_s"] == out["audio_s"]

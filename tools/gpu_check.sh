@@ -5,12 +5,13 @@
 #   bash tools/gpu_check.sh prepare       # here, with a package index: the wheels that machine lacks and the
 #                                         # FSDD recordings the GPU training test reads, into .gpucheck/
 #   bash tools/gpu_check.sh run OUT_DIR   # there (carry .gpucheck): install those wheels into /tmp/site, then
-#                                         # pytest tests/test_gpu.py and benchmarks/run.py --only loader,gpu; logs and
+#                                         # pytest tests/test_gpu.py and benchmarks/run.py --only loader,gpu,gpu_e2e; logs and
 #                                         # JSON results in OUT_DIR
 #
 # Environment: PYVER (the Python there, default 3.12), FSDD (recordings folder, default
 # ../shared/data/fsdd/recordings), TEST_S / BENCH_S (time limits of the two parts, default 150 / 390 seconds:
-# together under the device tool's 10 minutes a call).
+# together under the device tool's 10 minutes a call; TEST_S=0 skips the tests), BENCH (the benchmarks, default
+# loader,gpu,gpu_e2e).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=.gpucheck
@@ -52,10 +53,13 @@ case "${1:-}" in
     { nvidia-smi || true; python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available())'
     } 2>&1 | tee "$out/machine.txt"
     status=0
-    timeout "${TEST_S:-150}" python3 -m pytest -q -rs -p no:cacheprovider tests/test_gpu.py 2>&1 \
-      | tee "$out/test_gpu.log" || status=1
+    if [ "${TEST_S:-150}" != 0 ]; then
+      timeout "${TEST_S:-150}" python3 -m pytest -q -rs -p no:cacheprovider tests/test_gpu.py 2>&1 \
+        | tee "$out/test_gpu.log" || status=1
+    fi
     # the loader benchmark too: per-worker decode + log-mel rates on that machine's CPU, against what the GPU consumes
-    timeout "${BENCH_S:-390}" python3 benchmarks/run.py --only loader,gpu --out "$out" 2>&1 | tee "$out/bench_gpu.log" \
+    timeout "${BENCH_S:-390}" python3 benchmarks/run.py --only "${BENCH:-loader,gpu,gpu_e2e}" --out "$out" 2>&1 \
+      | tee "$out/bench_gpu.log" \
       || status=1
     exit $status
     ;;
