@@ -79,3 +79,45 @@ def test_gpu_training_bf16_features_on_device(digit_manifests, tmp_path):
     losses = _losses(run)
     assert all(math.isfinite(x) for x in losses)
     assert np.mean(losses[-3:]) < 0.8 * np.mean(losses[:3])
+
+
+@cuda
+def test_real_gpu_out_of_memory_trains_the_batch_in_pieces(capsys):
+    """A batch that does not fit in the GPU memory allowed (``torch.cuda.set_per_process_memory_fraction``) is
+    trained in pieces by ``_step``: a real CUDA out-of-memory error, not a simulated one, and the same loss and
+    gradient as the whole batch where it fits (bf16 autocast, the recipe's GPU setting)."""
+    from asr.train import _step
+    from asr.data import Batch
+
+    cfg = to_dataclass(compose(["model=librispeech_100", "model.dropout=0", "specaug=none"]))
+    torch.manual_seed(0)
+    model = build_model(cfg, CharTokenizer()).cuda().train()
+    opt = torch.optim.AdamW(model.parameters(), lr=0.0)  # lr 0: the weights stay as they are between the steps
+    b, t, n_tok = 64, 1500, 120
+    lengths = torch.randint(t // 2, t + 1, (b,))
+    lengths[0] = t
+    batch = Batch(torch.randn(b, t, cfg.features.n_mels), lengths, torch.randint(1, 29, (b * n_tok,)),
+                  torch.full((b,), n_tok), [f"u{i}" for i in range(b)], [""] * b)
+    device = torch.device("cuda")
+
+    def step():
+        loss, gnorm, _ = _step(model, opt, batch, device, torch.bfloat16, 0.0, 1e9)
+        grads = torch.cat([p.grad.flatten().float() for p in model.parameters() if p.grad is not None])
+        return loss, gnorm, grads
+
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+    loss1, _, g1 = step()
+    peak, base = torch.cuda.max_memory_allocated(), torch.cuda.memory_allocated()
+    total = torch.cuda.get_device_properties(0).total_memory
+    try:
+        torch.cuda.empty_cache()
+        torch.cuda.set_per_process_memory_fraction((base + 0.55 * (peak - base)) / total)
+        loss2, why, g2 = step()
+    finally:
+        torch.cuda.set_per_process_memory_fraction(1.0)
+    err = capsys.readouterr().err
+    assert "out of memory on a batch of 64 utterances" in err and "splitting it in two" in err
+    assert loss2 is not None, why
+    assert loss2 == pytest.approx(loss1, rel=2e-2)
+    assert torch.nn.functional.cosine_similarity(g1, g2, dim=0) > 0.98
