@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
@@ -114,7 +116,11 @@ class BiLSTMCTC(nn.Module):
                 params = [getattr(self.lstm, f"{name}_l{layer}{suffix}")
                           for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
                 inp = x if order is None else _gather_time(x, order)
-                y = torch.lstm(inp, (h0, h0), params, True, 1, 0.0, self.training, False, True)[0]  # (B, T', H)
+                with warnings.catch_warnings():
+                    # cuDNN copies one direction's 4 weight tensors into its own layout per call (a few MB;
+                    # measured on an H100: flip as fast as packed) and warns each time that it does so
+                    warnings.filterwarnings("ignore", message="RNN module weights are not part of single contiguous")
+                    y = torch.lstm(inp, (h0, h0), params, True, 1, 0.0, self.training, False, True)[0]  # (B, T', H)
                 outs.append(y if order is None else _gather_time(y, order))
             x = torch.cat(outs, dim=-1)  # (B, T', 2H)
         return x * valid.unsqueeze(-1)  # zero padded frames as pad_packed_sequence does
