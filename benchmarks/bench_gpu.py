@@ -9,6 +9,8 @@ says so and measures nothing. Our ``_step`` on bucketed batches of cached synthe
   (two padded unidirectional passes, the CPU default);
 * batch cap ``data.max_frames``: 50k, 100k (conf/data/librispeech_100.yaml) and 200k frames;
 
+then bf16 with both LSTMs at 400k and 800k frames, and the 960 h model (5x1024) in bf16 at 200k, 400k and 800k;
+
 with audio seconds per second, peak GPU memory, and MFU against the matmul rates measured in
 the same run: fp32 without TF32, TF32, and bf16 (torch.matmul of 8192 x 8192 matrices). Also the
 log-mel rate of ``WaveBatch.featurize`` on the GPU (``data.features_on=device``, the default there
@@ -75,10 +77,9 @@ def measure(device: torch.device, small: bool, save=lambda part: None) -> dict:
     per_frame = model_flops_per_frame(m.hidden, m.layers, m.conv_channels)["total"]
     caps = (400, 800) if tiny else CAPS
     pool = make_pool("librispeech", 16 if tiny else 1200, seed=0, scale=0.25 if tiny else 1.0)
-    runs = []
 
-    def one(precision: str, impl: str, cap: int, model_cfg=cfg, model_per_frame=per_frame, into=runs,
-            pool=pool) -> None:
+    def one(model_cfg, model_per_frame: float, pool, precision: str, impl: str, cap: int) -> dict:
+        """One configuration timed: a row of figures, or of an out-of-memory error."""
         amp = torch.bfloat16 if precision == "bf16" else None
         model_cfg.model.rnn_impl = impl
         if cuda:
@@ -90,33 +91,36 @@ def measure(device: torch.device, small: bool, save=lambda part: None) -> dict:
             row.update(run_ours(model_cfg, pool, spec, model_per_frame, device, amp))
         except torch.cuda.OutOfMemoryError as e:
             row["error"] = f"out of memory: {str(e).splitlines()[0]}"
-            into.append(row)
             log(f"  {precision} {impl:6s} cap {cap:>7,}: out of memory")
-            return
+            return row
         if cuda:
             row["peak_mem_gb"] = rnd(torch.cuda.max_memory_allocated() / 1e9)
         ref_rate = rates["bf16"] if amp else rates["tf32"]
         row["mfu"] = rnd(row["useful_gflop_per_s"] / ref_rate)
         row["mfu_vs_fp32_no_tf32"] = rnd(row["useful_gflop_per_s"] / rates["fp32"])
-        into.append(row)
         log(f"  {precision} {impl:6s} cap {cap:>7,}: {row['audio_per_s']:>9,.0f} audio s/s, MFU {row['mfu']:.0%} "
             f"(vs {'bf16' if amp else 'tf32'} matmul), padding {row['padding_frac']:.0%}, data "
             f"{row['data_frac']:.0%} of the wall time" + (f", peak {row['peak_mem_gb']} GB" if cuda else ""))
+        return row
+
+    # the 960 h model (5x1024, ~118 M parameters): the size the guide's H100 figures are for
+    big_name = "tiny" if tiny else "librispeech_960"
+    big = train_config(big_name)
+    big_per_frame = model_flops_per_frame(big.model.hidden, big.model.layers, big.model.conv_channels)["total"]
+    runs: list[dict] = []
+    runs_960: list[dict] = []
+
+    def measured(model_cfg, model_per_frame: float, pool, into: list, precision: str, impl: str, cap: int) -> None:
+        into.append(one(model_cfg, model_per_frame, pool, precision, impl, cap))
+        save({"matmul_gflop_per_s": rates, "features": out_features, "runs": runs, "runs_960": runs_960})
 
     for precision in ("fp32", "bf16"):
         for impl in ("packed", "flip"):
             for cap in caps:
-                one(precision, impl, cap)
-                save({"matmul_gflop_per_s": rates, "features": out_features, "runs": runs})
-    # the 960 h model (5x1024, ~117 M parameters) in bf16 at the largest cap: the size the guide's figures are for
-    big_name = "tiny" if tiny else "librispeech_960"
-    big = train_config(big_name)
-    big_per_frame = model_flops_per_frame(big.model.hidden, big.model.layers, big.model.conv_channels)["total"]
-    runs_960: list[dict] = []
+                measured(cfg, per_frame, pool, runs, precision, impl, cap)
     log(f"  model {big_name}:")
-    for impl in ("packed", "flip"):
-        one("bf16", impl, caps[-1], big, big_per_frame, runs_960)
-        save({"matmul_gflop_per_s": rates, "features": out_features, "runs": runs, "runs_960": runs_960})
+    for impl in ("packed", "flip"):  # bf16 at the largest cap of the sweep
+        measured(big, big_per_frame, pool, runs_960, "bf16", impl, caps[-1])
     # larger batches, bf16, both models, on a pool with enough utterances for 6 steps of the largest cap
     big_caps = (1_600,) if tiny else BIG_CAPS
     big_pool = make_pool("librispeech", 48 if tiny else 4000, seed=1, scale=0.25 if tiny else 1.0)
@@ -124,8 +128,7 @@ def measure(device: torch.device, small: bool, save=lambda part: None) -> dict:
         log(f"  model {name}, larger batches:")
         for impl in ("packed", "flip"):
             for cap in big_caps:
-                one("bf16", impl, cap, c, pf, into, big_pool)
-                save({"matmul_gflop_per_s": rates, "features": out_features, "runs": runs, "runs_960": runs_960})
+                measured(c, pf, big_pool, into, "bf16", impl, cap)
     ok = [r for r in runs if "audio_per_s" in r]
     best_960 = max((r for r in runs_960 if "audio_per_s" in r), key=lambda r: r["audio_per_s"], default=None)
     best = max(ok, key=lambda r: r["audio_per_s"]) if ok else None
