@@ -25,8 +25,8 @@ import random
 
 import torch
 
-from common import (Context, best_time, librispeech_durations, load_snapshot, log, machine_info, matmul_gflops,
-                    model_flops_per_frame, rnd, target, threads, write_result)
+from common import (Context, best_time, librispeech_durations, log, matmul_gflops, model_flops_per_frame, rnd,
+                    run_on_cuda, target, threads)
 
 from asr.config import FeatureConfig  # noqa: E402  (common put the repository on sys.path)
 from asr.data import WaveBatch  # noqa: E402
@@ -38,19 +38,7 @@ TRAIN_CLEAN_100_S = 100.6 * 3600  # seconds of audio in LibriSpeech's train-clea
 
 
 def run(ctx: Context) -> dict:
-    result = {"name": "gpu", "quick": ctx.quick, "machine": machine_info(), "load_before": load_snapshot()}
-    if not torch.cuda.is_available():
-        result["skipped"] = "no CUDA device on this machine: GPU throughput unmeasured"
-        result["targets"] = []
-        log(f"  {result['skipped']}")
-        write_result(ctx, "gpu", result)
-        return result
-    # written after every configuration too, so a run stopped by a time limit keeps what it measured
-    result.update(measure(torch.device("cuda"), ctx.quick,
-                          save=lambda part: write_result(ctx, "gpu", {**result, **part, "partial": True})))
-    result["load_after"] = load_snapshot()
-    write_result(ctx, "gpu", result)
-    return result
+    return run_on_cuda(ctx, "gpu", "GPU throughput", lambda save: measure(torch.device("cuda"), ctx.quick, save=save))
 
 
 def measure(device: torch.device, small: bool, save=lambda part: None) -> dict:

@@ -23,24 +23,13 @@ from pathlib import Path
 
 import torch
 
-from common import Context, load_snapshot, log, machine_info, rnd, speechlike_noise, target, write_result
+from common import Context, log, rnd, run_on_cuda, speechlike_noise, target
 
 WORKERS = (8, 2)  # conf/data/librispeech_100.yaml's num_workers, and fewer
 
 
 def run(ctx: Context) -> dict:
-    result = {"name": "gpu_e2e", "quick": ctx.quick, "machine": machine_info(), "load_before": load_snapshot()}
-    if not torch.cuda.is_available():
-        result["skipped"] = "no CUDA device on this machine: end-to-end GPU training unmeasured"
-        result["targets"] = []
-        log(f"  {result['skipped']}")
-        write_result(ctx, "gpu_e2e", result)
-        return result
-    result.update(measure(torch.device("cuda"), ctx.quick, ctx.work / "gpu-e2e",
-                          save=lambda part: write_result(ctx, "gpu_e2e", {**result, **part, "partial": True})))
-    result["load_after"] = load_snapshot()
-    write_result(ctx, "gpu_e2e", result)
-    return result
+    return run_on_cuda(ctx, "gpu_e2e", "end-to-end GPU training", lambda save: measure(torch.device("cuda"), ctx.quick, ctx.work / "gpu-e2e", save=save))
 
 
 def _write_flac(path: str, seconds: float, seed: int) -> None:

@@ -286,6 +286,21 @@ def target(name: str, value: float | None, goal: float, higher_is_better: bool, 
             "unit": unit, "met": met}
 
 
+def run_on_cuda(ctx: Context, name: str, what: str, measure: Callable[[Callable[[dict], None]], dict]) -> dict:
+    """A CUDA-only benchmark's ``run``: without CUDA a result that says ``what`` is unmeasured; with it,
+    ``measure(save)``, where ``save(part)`` writes what is measured so far (a run stopped by a time limit keeps it)."""
+    result = {"name": name, "quick": ctx.quick, "machine": machine_info(), "load_before": load_snapshot()}
+    if not torch.cuda.is_available():
+        result["skipped"] = f"no CUDA device on this machine: {what} unmeasured"
+        result["targets"] = []
+        log(f"  {result['skipped']}")
+    else:
+        result.update(measure(lambda part: write_result(ctx, name, {**result, **part, "partial": True})))
+        result["load_after"] = load_snapshot()
+    write_result(ctx, name, result)
+    return result
+
+
 def write_result(ctx: Context, name: str, result: dict) -> Path:
     path = ctx.out / f"{name}.json"
     atomic_write_text(path, json.dumps(result, indent=2, default=_json_default) + "\n")
