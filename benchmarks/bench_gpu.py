@@ -25,8 +25,8 @@ import random
 
 import torch
 
-from common import (Context, best_time, librispeech_durations, log, matmul_gflops, model_flops_per_frame, rnd,
-                    run_on_cuda, target, threads)
+from common import (TRAIN_CLEAN_100_S, Context, best_time, librispeech_durations, log, matmul_gflops,
+                    model_flops_per_frame, rnd, run_on_cuda, target, threads)
 
 from asr.config import FeatureConfig  # noqa: E402  (common put the repository on sys.path)
 from asr.data import WaveBatch  # noqa: E402
@@ -34,7 +34,6 @@ from asr.features import LogMel  # noqa: E402
 
 CAPS = (50_000, 100_000, 200_000)  # data.max_frames: padded feature frames per optimizer step
 BIG_CAPS = (400_000, 800_000)  # larger batches in bf16, both models: longer matmuls in the recurrence, higher MFU
-TRAIN_CLEAN_100_S = 100.6 * 3600  # seconds of audio in LibriSpeech's train-clean-100 (100.6 h)
 
 
 def run(ctx: Context) -> dict:

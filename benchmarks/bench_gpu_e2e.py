@@ -23,13 +23,14 @@ from pathlib import Path
 
 import torch
 
-from common import Context, log, rnd, run_on_cuda, speechlike_noise, target
+from common import TRAIN_CLEAN_100_S, Context, log, model_flops_per_frame, rnd, run_on_cuda, speechlike_noise, target
 
 WORKERS = (8, 2)  # conf/data/librispeech_100.yaml's num_workers, and fewer
 
 
 def run(ctx: Context) -> dict:
-    return run_on_cuda(ctx, "gpu_e2e", "end-to-end GPU training", lambda save: measure(torch.device("cuda"), ctx.quick, ctx.work / "gpu-e2e", save=save))
+    return run_on_cuda(ctx, "gpu_e2e", "end-to-end GPU training",
+                       lambda save: measure(torch.device("cuda"), ctx.quick, ctx.work / "gpu-e2e", save=save))
 
 
 def _write_flac(path: str, seconds: float, seed: int) -> None:
@@ -70,22 +71,21 @@ def train_epoch(overrides: list[str]) -> dict:
     wall = time.perf_counter() - t
     rows = list(csv.DictReader(open(run_dir / "train.csv")))
     rates = [float(r["audio_s_per_s"]) for r in rows[3:]] or [float(r["audio_s_per_s"]) for r in rows]
-    return {"steps": len(rows), "epoch_s": float(rows[-1]["time"]), "median_step_audio_per_s": rnd(statistics.median(rates)),
-            "train_call_s": rnd(wall)}
+    return {"steps": len(rows), "epoch_s": float(rows[-1]["time"]),
+            "median_step_audio_per_s": rnd(statistics.median(rates)), "train_call_s": rnd(wall)}
 
 
 def measure(device: torch.device, small: bool, work: Path, save=lambda part: None) -> dict:
     """The measurements; ``small`` (or a CPU ``device``, for a dry run of this code) uses tiny sizes."""
     from bench_train import make_pool, run_ours, train_config
-    from common import model_flops_per_frame
 
-    from asr.config import FeatureConfig
+    from asr.config import FeatureConfig, compose
     from asr.stats import compute_stats, save_stats
 
     cuda = device.type == "cuda"
     tiny = small or not cuda
     model = "tiny" if tiny else "librispeech_100"
-    cap = 2000 if tiny else 100_000  # conf/data/librispeech_100.yaml's max_frames
+    cap = 2000 if tiny else compose(["data=librispeech_100"]).data.max_frames  # the recipe's: 100k frames
     n = 24 if tiny else 6000  # ~20 h of audio on the GPU
     work.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
@@ -124,7 +124,7 @@ def measure(device: torch.device, small: bool, work: Path, save=lambda part: Non
         save({**out, "runs": runs})
     out["runs"] = runs
     full = runs[0]
-    out["train_clean_100_epoch_min"] = rnd(100.6 * 3600 / full["epoch_audio_per_s"] / 60)
+    out["train_clean_100_epoch_min"] = rnd(TRAIN_CLEAN_100_S / full["epoch_audio_per_s"] / 60)
     out["targets"] = [
         target(f"asr train epoch rate with {full['num_workers']} workers vs synthetic features in memory",
                full["epoch_vs_synthetic"], 0.9, True, "x"),

@@ -29,6 +29,7 @@ LIBRISPEECH_SAMPLE = SHARED / "librispeech-sample"
 HOP_S = 0.01  # feature frame shift, seconds (conf/features/logmel80.yaml)
 FRAME_S = 0.04  # model output frame after the /4 conv front, seconds
 H100_AUDIO_PER_S = 10_000.0  # projected LibriSpeech-model training throughput on one H100, audio s per s
+TRAIN_CLEAN_100_S = 100.6 * 3600  # seconds of audio in LibriSpeech's train-clean-100 (100.6 h)
 
 
 @dataclass
