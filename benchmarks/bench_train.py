@@ -80,7 +80,7 @@ def useful_flops(frames: list[int], per_frame: float) -> float:
 def train_config(name: str):
     from asr.config import compose, to_dataclass
 
-    cfg = to_dataclass(compose([f"model={name}"]))
+    cfg = to_dataclass(compose([f"model={name}", "specaug=default"]))  # masks on, as in every run measured
     cfg.model.rnn_impl = "flip" if not torch.cuda.is_available() else cfg.model.rnn_impl
     return cfg
 
