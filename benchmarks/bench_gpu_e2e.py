@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from common import TRAIN_CLEAN_100_S, Context, log, model_flops_per_frame, rnd, run_on_cuda, speechlike_noise, target
+from common import TRAIN_CLEAN_100_S, Context, log, model_flops_per_frame, rnd, run_on_cuda, target, write_noise_flac
 
 WORKERS = (8, 2)  # conf/data/librispeech_100.yaml's num_workers, and fewer
 
@@ -31,12 +31,6 @@ WORKERS = (8, 2)  # conf/data/librispeech_100.yaml's num_workers, and fewer
 def run(ctx: Context) -> dict:
     return run_on_cuda(ctx, "gpu_e2e", "end-to-end GPU training",
                        lambda save: measure(torch.device("cuda"), ctx.quick, ctx.work / "gpu-e2e", save=save))
-
-
-def _write_flac(path: str, seconds: float, seed: int) -> None:
-    import soundfile as sf
-
-    sf.write(path, speechlike_noise(seconds, seed=seed), 16000, subtype="PCM_16", format="FLAC")
 
 
 def make_corpus(work: Path, n: int, scale: float) -> tuple[Path, Path, float]:
@@ -52,7 +46,7 @@ def make_corpus(work: Path, n: int, scale: float) -> tuple[Path, Path, float]:
         (work / "flac").mkdir(parents=True, exist_ok=True)
         paths = [str(work / "flac" / f"e2e-{i:05d}.flac") for i in range(n)]
         with ProcessPoolExecutor(max(1, os.cpu_count() or 1)) as ex:
-            list(ex.map(_write_flac, paths, pool.durations, range(n), chunksize=16))
+            list(ex.map(write_noise_flac, paths, pool.durations, range(n), chunksize=16))
         utts = [Utterance(f"e2e-{i:05d}", p, round(d, 3), t)
                 for i, (p, d, t) in enumerate(zip(paths, pool.durations, pool.texts))]
         write_manifest(dev_m, utts[:16])

@@ -19,7 +19,7 @@ import soundfile as sf
 from torch.utils.data import DataLoader
 
 from common import (H100_AUDIO_PER_S, Context, best_time, librispeech_flacs, load_snapshot, log, machine_info, rnd,
-                    speechlike_noise, target, threads, write_result)
+                    target, threads, write_noise_flac, write_result)
 
 
 def _flacs(ctx: Context) -> tuple[list, str]:
@@ -32,7 +32,7 @@ def _flacs(ctx: Context) -> tuple[list, str]:
     for i in range(5):
         f = d / f"noise-{i}.flac"
         if not f.is_file():
-            sf.write(str(f), speechlike_noise(12.0 + i, seed=i), 16000, subtype="PCM_16")
+            write_noise_flac(f, 12.0 + i, seed=i)
         files.append(f)
     return files, "5 synthesized 16-bit FLAC files (LibriSpeech sample absent), repeated"
 

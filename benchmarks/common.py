@@ -256,6 +256,13 @@ def speechlike_noise(seconds: float, seed: int = 0, rate: int = 16000):
     return (0.1 * env * rng.standard_normal(n)).astype(np.float32)
 
 
+def write_noise_flac(path: str | os.PathLike, seconds: float, seed: int = 0) -> None:
+    """``speechlike_noise`` as a 16-bit, 16 kHz FLAC file (a top-level function: process pools can run it)."""
+    import soundfile as sf
+
+    sf.write(str(path), speechlike_noise(seconds, seed=seed), 16000, subtype="PCM_16", format="FLAC")
+
+
 def build_bench_lm(work: Path, n_sentences: int) -> tuple[Path, Path, list[str]]:
     """A 3-gram ARPA LM and a lexicon from ``n_sentences`` of the project's sentence grammar plus the
     LibriSpeech sample's transcripts; cached in ``work``. Returns (arpa, lexicon, words)."""

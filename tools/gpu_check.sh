@@ -5,8 +5,8 @@
 #   bash tools/gpu_check.sh prepare       # here, with a package index: the wheels that machine lacks and the
 #                                         # FSDD recordings the GPU training test reads, into .gpucheck/
 #   bash tools/gpu_check.sh run OUT_DIR   # there (carry .gpucheck): install those wheels into /tmp/site, then
-#                                         # pytest tests/test_gpu.py and benchmarks/run.py --only loader,gpu,gpu_e2e; logs and
-#                                         # JSON results in OUT_DIR
+#                                         # pytest tests/test_gpu.py and benchmarks/run.py --only
+#                                         # loader,gpu,gpu_e2e; logs and JSON results in OUT_DIR
 #
 # Environment: PYVER (the Python there, default 3.12), FSDD (recordings folder, default
 # ../shared/data/fsdd/recordings), TEST_S / BENCH_S (time limits of the two parts, default 150 / 390 seconds:
