@@ -25,10 +25,9 @@ import torch
 import torchaudio.functional as AF
 
 from asr.decode import Hypothesis
-from asr.text import Tokenizer
+from asr.text import WORD_START, Tokenizer
 
 MAX_FRAMES = 1500  # longest piece aligned at once, output frames: 60 s at 40 ms
-WORD_START = "\u2581"  # sentencepiece's mark on a piece that starts a word
 
 
 def align_words(log_probs: torch.Tensor, hyp: Hypothesis, tokenizer: Tokenizer, frame_s: float,

@@ -31,6 +31,12 @@ Conventions, and why:
 * A lexicon spelling ends with ``|`` (``there t h e r e |``): a word is complete only when a
   separator follows it, as our model emits a space between words. Without it the decoder
   could split "there" into "the re" at no acoustic cost.
+* BPE models have no separator token: a piece with sentencepiece's mark ``▁`` starts a word.
+  flashlight still needs a silence token, so ``|`` is added after the model's tokens as one
+  the model never emits (log-prob ``_NO``; fairseq's flashlight decoder does the same with a
+  BPE vocabulary). A lexicon spelling is the word's sentencepiece pieces (``there ▁the re``),
+  without ``|``: the next word's ``▁`` piece closes it. The word-LM adapter ends a word at a
+  ``▁`` piece, as at the separator.
 * The model emits no space after the last word, so every utterance gets one extra frame in
   which only the separator is possible (log-prob 0): it closes the last word at no cost, and
   that frame is dropped from the output tokens and frames.
@@ -51,7 +57,7 @@ import torch
 from asr.decode import Hypothesis
 from asr.errors import UserError
 from asr.io import atomic_open
-from asr.text import CharTokenizer, normalize_text
+from asr.text import WORD_START, BPETokenizer, CharTokenizer, Tokenizer, normalize_text
 
 WORD_SEP = "|"  # flashlight's name for our " " token (its silence token)
 UNK = "<unk>"
@@ -91,25 +97,35 @@ def _kenlm(path: str, word_dict):
 # Tokens and lexicon
 
 
-def flashlight_tokens(tokenizer: CharTokenizer) -> list[str]:
-    """Our tokens, in our order, with " " renamed to ``|``; raises if there is no " " token."""
+def flashlight_tokens(tokenizer: Tokenizer) -> list[str]:
+    """Our tokens, in our order, with " " renamed to ``|`` (char), or with a ``|`` the model never emits
+    appended (BPE); raises for a char tokenizer without " "."""
+    if WORD_SEP in tokenizer.tokens:
+        raise UserError(f"the tokenizer already has a {WORD_SEP!r} token; it cannot stand for the word separator")
+    if isinstance(tokenizer, BPETokenizer):
+        return [*tokenizer.tokens, WORD_SEP]
     if " " not in tokenizer.tokens:
         raise UserError("beam search needs the char tokenizer's ' ' word-separator token, and this model's "
-                        "tokenizer has none (BPE models: use --decoder greedy)")
-    if WORD_SEP in tokenizer.tokens:
-        raise UserError(f"the tokenizer already has a {WORD_SEP!r} token; it cannot stand for the space")
+                        "tokenizer has none: use --decoder greedy")
     return [WORD_SEP if t == " " else t for t in tokenizer.tokens]
 
 
-def spell(word: str, tokenizer: CharTokenizer) -> list[str] | None:
-    """A word as flashlight tokens ending with the separator, or None if a character has no token."""
+def spell(word: str, tokenizer: Tokenizer) -> list[str] | None:
+    """A word as flashlight tokens: its characters and the separator (char), or its sentencepiece pieces
+    (BPE); None if a character has no token."""
+    if isinstance(tokenizer, BPETokenizer):
+        try:
+            return [tokenizer.tokens[i] for i in tokenizer.encode(word)]
+        except KeyError:
+            return None
     if any(ch not in tokenizer.tokens for ch in word):
         return None
     return [*word, WORD_SEP]
 
 
-def write_lexicon(words: Iterable[str], path: str | os.PathLike, tokenizer: CharTokenizer | None = None) -> int:
-    """Write a flashlight lexicon for the char tokenizer: ``word w o r d |`` per line.
+def write_lexicon(words: Iterable[str], path: str | os.PathLike, tokenizer: Tokenizer | None = None) -> int:
+    """Write a flashlight lexicon: ``word w o r d |`` per line for the char tokenizer (the default),
+    ``word ▁wo rd`` for a BPE one.
 
     Words go through ``normalize_text`` (so "Don't" becomes "don't"; "well-known" gives
     two words); duplicates and words with characters outside the token set are skipped.
@@ -166,7 +182,8 @@ class _WordLM(_LMBase):
     word LM (KenLM, or none) into one: inside a word it returns the change of a look-ahead
     score (the best ``lm_weight * log10 p(w) + hotword bonus`` over vocabulary words starting
     with the letters so far, or the <unk> probability plus ``oov_score`` when none does), and at the separator
-    it returns the word's real score minus the look-ahead already given, plus ``word_score``.
+    (or a BPE piece that starts the next word) it returns the word's real score minus the look-ahead already
+    given, plus ``word_score``.
     The sum over a word is therefore exactly ``lm_weight * log10 p(word | history) + bonuses``;
     the look-ahead only keeps good partial words in the beam (flashlight's lexicon mode
     does the same with its trie "smearing").
@@ -177,12 +194,14 @@ class _WordLM(_LMBase):
     one state per KenLM state.
     """
 
-    def __init__(self, kenlm, vocab: list[str], tokens: list[str], sep: int, lm_weight: float,
+    def __init__(self, kenlm, vocab: list[str], tokens: list[str], lm_weight: float,
                  word_score: float, boosts: dict[str, float], oov_score: float = 0.0):
         _LMBase.__init__(self)
         self.kenlm = kenlm
-        self.chars = tokens
-        self.sep = sep
+        # per token: (does it end the word before it, the letters it adds): " " (True, ""), "a" (False, "a"),
+        # a BPE piece "▁the" (True, "the"), "re" (False, "re")
+        self.kind = [(t == WORD_SEP or t.startswith(WORD_START), "" if t == WORD_SEP else t.lstrip(WORD_START))
+                     for t in tokens]
         self.word_score = word_score
         self.lm_weight = lm_weight
         self.boosts = boosts
@@ -242,14 +261,20 @@ class _WordLM(_LMBase):
     def score(self, state, token: int):
         # Called for every (hypothesis, token) pair, up to beam_size x beam_size_token times a frame: keep it lean.
         kstate, prefix, look = self._info[state]
-        if token == self.sep:
-            return (state, 0.0) if not prefix else self._end_word(kstate, prefix, look)
+        ends, letters = self.kind[token]
+        score = 0.0
+        if ends:
+            if prefix:  # a word ends here: continue from the state after it, a root (no letters, look-ahead 0)
+                state, score = self._end_word(kstate, prefix, look)
+                kstate, prefix, look = self._info[state]
+            if not letters:
+                return state, score
         child = state.child(token)  # flashlight keeps one child per token: the same object on every visit
         info = self._info.get(child)
         if info is None:
-            letters = prefix + self.chars[token]
-            info = self._info[child] = (kstate, letters, self._look.get(letters, self._unk_look))
-        return child, info[2] - look
+            word = prefix + letters
+            info = self._info[child] = (kstate, word, self._look.get(word, self._unk_look))
+        return child, score + info[2] - look
 
     def finish(self, state):
         kstate, prefix, look = self._info[state]
@@ -293,11 +318,12 @@ class _BoostedLM(_LMBase):
 class BeamDecoder:
     """CTC beam search; ``decode`` gives the best hypothesis per utterance, ``decode_nbest`` up to ``cfg.nbest``."""
 
-    def __init__(self, cfg, tokenizer: CharTokenizer, _loaded: dict | None = None):
+    def __init__(self, cfg, tokenizer: Tokenizer, _loaded: dict | None = None):
         self.cfg = cfg
         self.tokenizer = tokenizer
         self.tokens = flashlight_tokens(tokenizer)
         self.sep = self.tokens.index(WORD_SEP)
+        self.added_sep = len(self.tokens) > len(tokenizer)  # BPE: a separator the model never emits
         self.blank = tokenizer.blank
         _check_flashlight()
         for name in ("beam_size", "beam_size_token", "nbest"):
@@ -372,7 +398,7 @@ class BeamDecoder:
             vocab = self._cached("vocab", lambda: self._vocabulary(c.lm))
             kenlm = self._cached("kenlm", lambda: _kenlm(c.lm, Dictionary(vocab)))
         if kenlm is not None or c.word_score != 0 or self.hotwords:
-            self._lm = _WordLM(kenlm, vocab, self.tokens, self.sep, c.lm_weight, c.word_score, self.hotwords,
+            self._lm = _WordLM(kenlm, vocab, self.tokens, c.lm_weight, c.word_score, self.hotwords,
                                c.oov_score)
         # lm_weight 1: the adapter applies lm_weight itself, so that word_score is not scaled by it.
         # No adapter: flashlight's ZeroLM, a plain beam search with no Python in the inner loop.
@@ -386,8 +412,10 @@ class BeamDecoder:
             raise UserError(f"lexicon {self.lexicon} has no words: make one with asr.beam.write_lexicon")
         bad = [t for spellings in lexicon.values() for s in spellings for t in s if t not in self.tokens]
         if bad:
+            how = ("in the model's sentencepiece pieces" if self.added_sep
+                   else f"in characters and end each with {WORD_SEP!r}")
             raise UserError(f"lexicon {self.lexicon}: token {bad[0]!r} is not in the model's token set "
-                            f"(spell words in characters and end each with {WORD_SEP!r})")
+                            f"(spell words {how}: asr.beam.write_lexicon)")
         # ctc_decoder builds the same word dictionary from the lexicon file: the KenLM indices agree
         word_dict = self._cached("word_dict", lambda: create_word_dict(lexicon))
         lm = self._cached("kenlm", lambda: _kenlm(c.lm, word_dict)) if c.lm is not None else None
@@ -406,7 +434,8 @@ class BeamDecoder:
     # -- decoding -------------------------------------------------------------------------------
 
     def _with_closing_frame(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """(B, T, V) -> (B, T + 1, V) float32 with frame lengths[b] = "separator only" (see module doc)."""
+        """(B, T, V) -> (B, T + 1, V) float32 with frame lengths[b] = "separator only" (see module doc); V counts
+        an added separator (``_with_added_sep``)."""
         lp = log_probs.detach().to("cpu", torch.float32)
         B, T, V = lp.shape
         out = torch.cat([lp, lp.new_full((B, 1, V), _NO)], dim=1)  # (B, T, V) -> (B, T + 1, V)
@@ -422,7 +451,7 @@ class BeamDecoder:
         tokens, frames = [], []
         prev = None
         for t, tok in enumerate(path):
-            if tok != self.blank and tok != prev:
+            if tok != self.blank and tok != prev and not (self.added_sep and tok == self.sep):
                 tokens.append(tok)
                 frames.append(t)
             prev = tok
@@ -431,9 +460,9 @@ class BeamDecoder:
 
     def decode_nbest(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[Hypothesis]]:
         """(B, T, V) log-probs and (B,) valid frame counts -> up to cfg.nbest hypotheses each, best first."""
-        if log_probs.shape[-1] != len(self.tokens):
-            raise ValueError(f"log_probs have {log_probs.shape[-1]} classes, the tokenizer {len(self.tokens)}")
-        x = self._with_closing_frame(log_probs, lengths)  # (B, T + 1, V)
+        if log_probs.shape[-1] != len(self.tokenizer):
+            raise ValueError(f"log_probs have {log_probs.shape[-1]} classes, the tokenizer {len(self.tokenizer)}")
+        x = self._with_closing_frame(self._with_added_sep(log_probs), lengths)  # (B, T + 1, V')
         longest = self.cfg.max_search_frames
         out = []
         for b in range(x.shape[0]):
@@ -445,6 +474,13 @@ class BeamDecoder:
             out.append(self._distinct([self._hypothesis(r, n) for r in results], max(1, self.cfg.nbest)))
         return out
 
+    def _with_added_sep(self, log_probs: torch.Tensor) -> torch.Tensor:
+        """(B, T, V) -> (B, T, V + 1) with the added separator impossible (BPE); unchanged for chars."""
+        if not self.added_sep:
+            return log_probs
+        lp = log_probs.detach().to("cpu", torch.float32)
+        return torch.cat([lp, lp.new_full((*lp.shape[:2], 1), _NO)], dim=-1)  # (B, T, V) -> (B, T, V + 1)
+
     def _search_one(self, x: torch.Tensor, n: int) -> list:
         """flashlight's results for one utterance: ``x`` (>= n + 1, V) float32, contiguous rows, n frames
         then the closing frame (``_with_closing_frame``). flashlight's own results, since torchaudio's
@@ -455,16 +491,22 @@ class BeamDecoder:
         """Frames at which (n, V) log-probs are cut so that no piece exceeds ``cfg.max_search_frames``.
 
         Each cut lies in the second half of the span a piece may take: the frame most confidently the
-        word separator (a word boundary), or failing a frame at p >= 0.5, the one most confidently blank
-        (a pause). The cut frame itself belongs to neither piece."""
+        word separator (a word boundary; BPE: a blank followed by a piece that starts a word), or failing a
+        frame at p >= 0.5, the one most confidently blank (a pause). The cut frame itself belongs to neither
+        piece."""
         longest, n = self.cfg.max_search_frames, lp.shape[0]
+        if self.added_sep:  # (n, ) log p(blank at t, a "▁" piece at t + 1); the last frame never ends a piece
+            starts = [i for i, t in enumerate(self.tokens) if t.startswith(WORD_START)]
+            boundary = torch.cat([lp[:-1, self.blank] + lp[1:, starts].logsumexp(-1), lp.new_full((1,), _NO)])
+        else:
+            boundary = lp[:, self.sep]
         cuts, start = [], 0
         while n - start > longest:
             lo = start + longest // 2
-            span = lp[lo:start + longest]  # (<= longest / 2, V)
-            at = int(span[:, self.sep].argmax())
-            if float(span[at, self.sep]) < math.log(0.5):
-                at = int(span[:, self.blank].argmax())
+            span = boundary[lo:start + longest]  # (<= longest / 2,)
+            at = int(span.argmax())
+            if float(span[at]) < math.log(0.5):
+                at = int(lp[lo:start + longest, self.blank].argmax())
             cuts.append(lo + at)
             start = lo + at + 1
         return cuts
@@ -472,7 +514,8 @@ class BeamDecoder:
     def _decode_in_pieces(self, lp: torch.Tensor) -> Hypothesis:
         """The best hypothesis of (n, V) log-probs searched piece by piece between ``_cuts``: the search's
         memory (flashlight's history, our LM adapter's states) is that of one piece. The pieces' words are
-        joined with a separator at the cut frame; the score is the sum of the pieces' scores."""
+        joined with a separator at the cut frame (char models; a BPE piece's next word starts with its own "▁");
+        the score is the sum of the pieces' scores."""
         cuts = self._cuts(lp)
         tokens: list[int] = []
         frames: list[int] = []
@@ -484,7 +527,7 @@ class BeamDecoder:
             score += h.score
             if not h.text:
                 continue
-            if tokens and tokens[-1] != self.sep and h.tokens[0] != self.sep:
+            if tokens and not self.added_sep and tokens[-1] != self.sep and h.tokens[0] != self.sep:
                 tokens.append(self.sep)
                 frames.append(a - 1)  # the cut frame
             tokens += h.tokens

@@ -158,7 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--backend", choices=["auto", "lmplz", "python"], default="auto",
                    help="auto: lmplz when tools/build_kenlm.sh has built it, else the Python estimator")
     s.add_argument("--lexicon", type=Path, default=None,
-                   help="also write the LM's words as a lexicon (for the faster closed-vocabulary beam search)")
+                   help="also write the LM's words as a character lexicon (for the faster closed-vocabulary beam "
+                        "search; BPE models: --lm alone spells the LM's words in their pieces)")
     s.set_defaults(func=cmd_lm_build)
 
     s = sub.add_parser("stats", help="per-bin feature mean/std of a training manifest, for data.stats",
@@ -202,7 +203,8 @@ def _decoder_args(s: argparse.ArgumentParser) -> None:
     b.add_argument("--lm-weight", type=float, default=None, help="multiplies the LM log10 probabilities")
     b.add_argument("--word-score", type=float, default=None, help="bonus per word")
     b.add_argument("--beam-size", type=int, default=None, help="hypotheses kept per frame")
-    b.add_argument("--lexicon", type=Path, default=None, help="restrict output to these words (word c h a r s |)")
+    b.add_argument("--lexicon", type=Path, default=None,
+                   help="restrict output to these words (word c h a r s |; BPE models: word ▁pie ces)")
     b.add_argument("--lexicon-free", action="store_true", default=None,
                    help="with --lm and no --lexicon: let any spelling through (default: only the LM's words)")
     b.add_argument("--hotword", action="append", default=None, help="word to favour (repeatable)")

@@ -58,6 +58,9 @@ def normalize_text(text: str) -> Normalized:
     return Normalized(" ".join(w for w in words if w), "".join(dropped))
 
 
+WORD_START = "\u2581"  # sentencepiece's mark on a piece that starts a word
+
+
 class _BlankFirst:
     """What both tokenizers share: ``self.tokens`` lists every token, the CTC blank first."""
 

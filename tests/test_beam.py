@@ -260,3 +260,89 @@ def test_unigram_lm_is_refused_at_build_and_at_load(tmp_path):
     unigram.write_text("\\data\\\nngram 1=3\n\n\\1-grams:\n-1.0\t<s>\t0\n-0.5\ta\n-0.5\t</s>\n\n\\end\\\n")
     with pytest.raises(UserError, match="uni.arpa: KenLM cannot load this LM .*bigram"):
         BeamDecoder(DecoderConfig(type="beam", lm=str(unigram), lexicon_free=True), CharTokenizer())
+
+
+# ---------------------------------------------------------------------------------------------
+# BPE models: no separator token, a piece with "▁" starts a word
+
+
+@pytest.fixture(scope="module")
+def bpe(tmp_path_factory):
+    pytest.importorskip("sentencepiece")
+    from asr.text import train_bpe
+
+    lines = LM_TEXT.split("\n") * 4 + ["zorblat streat mery"]  # pieces for the made-up words too
+    return train_bpe([x for x in lines if x], 48, tmp_path_factory.mktemp("bpe") / "bpe.model")
+
+
+def bpe_emissions(bpe, text: str, rival: str | None = None, p: float = 0.99) -> torch.Tensor:
+    """(T, V) log-probs of ``text``'s pieces, each in one frame (probability ``p``) then a blank frame; with
+    ``rival``, its pieces take the rest of each frame (1 - p), the shorter sequence padded with blanks."""
+    a, b = bpe.encode(text), bpe.encode(rival) if rival else []
+    rows = []
+    for i in range(max(len(a), len(b))):
+        probs = {a[i] if i < len(a) else bpe.blank: p}
+        if rival:
+            probs[b[i] if i < len(b) else bpe.blank] = probs.get(b[i] if i < len(b) else bpe.blank, 0) + 1 - p
+        rows += [probs, {bpe.blank: 0.99}]
+    lp = torch.full((len(rows), len(bpe)), 1e-6)
+    for t, probs in enumerate(rows):
+        for i, q in probs.items():
+            lp[t, i] = q
+    return (lp / lp.sum(-1, keepdim=True)).log()
+
+
+def bpe_beam(bpe, **kw) -> BeamDecoder:
+    return BeamDecoder(DecoderConfig(type="beam", **kw), bpe)
+
+
+def test_bpe_unambiguous_path_gives_greedy_output(bpe):
+    lp = bpe_emissions(bpe, "the street was long")
+    g, b = decode(GreedyDecoder(bpe), lp), decode(bpe_beam(bpe), lp)
+    assert b.text == g.text == "the street was long"
+    assert b.tokens == g.tokens == bpe.encode("the street was long") and b.frames == g.frames
+    assert b.score == pytest.approx(g.score, abs=1e-4)
+
+
+def test_bpe_lexicon_is_pieces_without_separator(bpe, tmp_path):
+    assert write_lexicon(["Street", "the"], tmp_path / "lex.txt", bpe) == 2
+    lines = (tmp_path / "lex.txt").read_text().splitlines()
+    assert lines == [f"{w} {' '.join(bpe.tokens[i] for i in bpe.encode(w))}" for w in ("street", "the")]
+    assert all(line.split()[1].startswith("\u2581") and "|" not in line.split() for line in lines)
+
+
+def test_bpe_lm_prefers_a_word_over_an_acoustically_better_non_word(lm, bpe):
+    lp = bpe_emissions(bpe, "the streat was long", rival="the street was long", p=0.55)
+    assert decode(GreedyDecoder(bpe), lp).text == decode(bpe_beam(bpe), lp).text == "the streat was long"
+    for free in (True, False):
+        assert decode(bpe_beam(bpe, lm=str(lm), lexicon_free=free), lp).text == "the street was long"
+
+
+def test_bpe_lexicon_and_lexicon_free_give_the_same_lm_score(lm, bpe):
+    """The word-LM adapter ends a word at a "▁" piece and scores the sentence as flashlight's lexicon mode."""
+    lp = bpe_emissions(bpe, "the cat sat on the mat")
+    free = decode(bpe_beam(bpe, lm=str(lm), word_score=0.5, lexicon_free=True), lp)
+    auto = decode(bpe_beam(bpe, lm=str(lm), word_score=0.5), lp)  # the lexicon of the LM's words, in pieces
+    assert free.text == auto.text == "the cat sat on the mat"
+    assert free.score == pytest.approx(auto.score, abs=1e-3)
+    no_lm = decode(bpe_beam(bpe), lp).score
+    lm_only = decode(bpe_beam(bpe, lm=str(lm), lexicon_free=True), lp).score
+    assert lm_only < no_lm - 1.0, "the LM's log-probabilities were added"
+    assert free.score == pytest.approx(lm_only + 6 * 0.5, abs=1e-3), "and the word score once per word"
+
+
+def test_bpe_out_of_vocabulary_words(lm, bpe):
+    lp = bpe_emissions(bpe, "the zorblat was long")
+    assert decode(bpe_beam(bpe, lm=str(lm), lexicon_free=True), lp).text == "the zorblat was long"
+    closed = decode(bpe_beam(bpe, lm=str(lm)), lp).text.split()
+    assert "zorblat" not in closed and set(closed) <= set(LM_TEXT.split())
+
+
+def test_bpe_long_input_searched_in_pieces_gives_the_uncut_path(lm, bpe):
+    lp = bpe_emissions(bpe, " ".join(["the street was long", "the cat sat on the mat"] * 4))
+    for kw in ({}, {"lm": str(lm)}):
+        whole, cut = bpe_beam(bpe, max_search_frames=0, **kw), bpe_beam(bpe, max_search_frames=30, **kw)
+        assert cut._cuts(cut._with_added_sep(lp.unsqueeze(0))[0]), "the input is long enough to be cut"
+        w, c = decode(whole, lp), decode(cut, lp)
+        assert c.text == w.text == decode(GreedyDecoder(bpe), lp).text
+        assert c.tokens == w.tokens

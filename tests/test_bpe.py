@@ -117,6 +117,19 @@ def test_bpe_training_smoke_and_checkpoint_average(digit_manifests, tmp_path, ca
     assert result.loss == result.loss and len(result.rows) == 8
     assert all(set(r["hyp"]) <= set("abcdefghijklmnopqrstuvwxyz' ") for r in result.rows)
 
+    # `asr eval --lm` runs on a BPE model (the LM's words spelled in its pieces; this barely trained model's
+    # hypotheses are mostly empty, so what comes out is tested in test_beam.py on hand-made log-probs)
+    pytest.importorskip("flashlight.lib.text.decoder")
+    from asr.lm import build_lm
+
+    (tmp_path / "lm.txt").write_text("".join(u.text + "\n" for u in read_manifest(digit_manifests[0])))
+    lm = build_lm(tmp_path / "lm.txt", 2, tmp_path / "lm.arpa", backend="python").path
+    capsys.readouterr()
+    assert main(["eval", "--model", str(run / "best.pt"), "--manifest", str(digit_manifests[1]), "--lm", str(lm),
+                 "--report", str(tmp_path / "beam.jsonl")]) == 0
+    assert capsys.readouterr().out.startswith("WER ")
+    assert len((tmp_path / "beam.jsonl").read_text().splitlines()) == len(read_manifest(digit_manifests[1]))
+
     assert main(["average", "--run-dir", str(run), "--last", "2"]) == 0
     avg_model, avg_tok, _ = load_model(run / "avg.pt")
     assert avg_tok.tokens == tok.tokens

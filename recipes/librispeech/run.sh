@@ -12,7 +12,7 @@
 #   --config NAME             conf/NAME.yaml (default librispeech_100; librispeech_960 for any other train set)
 #   --bpe N                   sentencepiece BPE units, N pieces, instead of characters (default 0: characters)
 #   --avg N                   evaluate the average of the last N epochs' weights (default 5; 0: best.pt)
-#   --lm FILE                 also beam-search with this KenLM word LM (character models; asr lm build)
+#   --lm FILE                 also beam-search with this KenLM word LM (asr lm build; with --bpe too)
 #   --decoder-config FILE     beam settings, e.g. conf/decoder/beam_tuned.yaml from tools/tune_lm.py
 #   --data DIR                manifests and statistics (default data/librispeech)
 #   --corpus DIR              where LibriSpeech/SUBSET/ is or goes (default DATA/download)
@@ -141,10 +141,7 @@ model=$run/best.pt
 if run_stage 5; then
   [ -f "$model" ] || { say "error: $model not found: run stage 4 first"; exit 2; }
   decoders=greedy
-  if [ -n "$lm" ] || [ -n "$decoder_config" ]; then
-    if [ "$bpe" -gt 0 ]; then say "warning: beam search needs character tokens; --lm ignored with --bpe"
-    else decoders="greedy beam"; fi
-  fi
+  if [ -n "$lm" ] || [ -n "$decoder_config" ]; then decoders="greedy beam"; fi
   mkdir -p "$run/eval"
   for s in "${eval_subsets[@]}"; do
     for dec in $decoders; do
