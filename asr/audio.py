@@ -100,6 +100,29 @@ def _resample(wav: torch.Tensor, orig: int, new: int) -> torch.Tensor:
     return AF.resample(wav, *resample_units(orig, new))
 
 
+def change_speed(wave: torch.Tensor, factor: float) -> torch.Tensor:
+    """Speed perturbation as in Kaldi and ESPnet (sox ``speed``): play ``wave`` ``factor`` times faster,
+    tempo and pitch together, by resampling it: (samples,) -> (about samples / factor,), same dtype.
+
+    int16 input (``load_audio_pcm16``) is resampled on its float values and rounded back to int16.
+    """
+    if factor == 1.0:
+        return wave
+    orig, new = Fraction(factor).limit_denominator(100).as_integer_ratio()  # 1.1 -> 11 / 10: 10 out per 11 in
+    y = _resampler(orig, new)(wave.float())
+    if wave.dtype == torch.int16:
+        return y.round_().clamp_(-32768, 32767).to(torch.int16)
+    return y
+
+
+@functools.lru_cache(maxsize=16)
+def _resampler(orig: int, new: int):
+    """torchaudio's resampler with its kernel computed once per ratio (2-3x faster than AF.resample per call)."""
+    import torchaudio
+
+    return torchaudio.transforms.Resample(orig, new)
+
+
 @functools.lru_cache(maxsize=4096)
 def audio_duration(path: str) -> float:
     """Duration in seconds from the file header (no decoding)."""

@@ -73,6 +73,10 @@ class DataConfig:
     #                            for 16-bit PCM) |
     #                            auto: device on a GPU when cache_features is false, else loader
     sortagrad: bool = True  # first epoch from shortest to longest batch: CTC leaves its all-blank plateau sooner
+    speed_perturb: list[float] = field(default_factory=list)  # speed factors, one drawn per training utterance and
+    #                            epoch, e.g. [0.9, 1.0, 1.1] (Kaldi/ESPnet's; tempo and pitch together); needs
+    #                            cache_features=false; a batch may then exceed max_frames by 1 / min(factors);
+    #                            empty: off
     stats: Optional[str] = None  # per-bin mean/std JSON of `asr stats` (None: computed from the training set at start)
 
 
@@ -222,6 +226,11 @@ def check_ranges(cfg: TrainConfig) -> None:
            for key, words in _CHOICES if value_of(key) not in words]
     bad += [f"{key}={value_of(key)}: must be {allowed}" for key, allowed in _RANGES.items()
             if not _IN_RANGE[allowed](value_of(key))]
+    if not all(0.5 <= x <= 2 for x in cfg.data.speed_perturb):
+        bad.append(f"data.speed_perturb={list(cfg.data.speed_perturb)}: factors must be in [0.5, 2]")
+    if cfg.data.speed_perturb and cfg.data.cache_features:
+        bad.append("data.speed_perturb changes the audio every epoch, but data.cache_features=true computes the "
+                   "features once: set data.cache_features=false")
     if cfg.data.min_duration >= cfg.data.max_duration:
         bad.append(f"data.min_duration={cfg.data.min_duration} is not below data.max_duration={cfg.data.max_duration}")
     if bad:

@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
-from asr.audio import as_float, load_audio, load_audio_pcm16
+from asr.audio import as_float, change_speed, load_audio, load_audio_pcm16
 from asr.config import DataConfig
 from asr.features import LogMel, RunningStats, zero_padding
 from asr.manifest import Utterance
@@ -62,6 +62,7 @@ class UtteranceDataset(Dataset):
     With ``cache=True`` features are computed once (``fill_cache``) and kept in memory.
     With ``waveforms=True`` (and no cache) items carry the waveform (samples,) instead of
     features, for ``collate_waves`` and feature extraction on the training device.
+    An item's key is an index, or (index, speed factor) from a sampler with speed perturbation.
     """
 
     def __init__(self, utts: list[Utterance], logmel: LogMel, tokenizer: CharTokenizer):
@@ -78,18 +79,20 @@ class UtteranceDataset(Dataset):
     def num_frames(self, i: int) -> int:
         return self.logmel.num_frames(round(self.utts[i].duration * self.logmel.cfg.sample_rate))
 
-    def features(self, i: int) -> torch.Tensor:
-        if self.cache is not None:
+    def features(self, i: int, speed: float = 1.0) -> torch.Tensor:
+        if self.cache is not None and speed == 1.0:
             return self.cache[i]
         wav = load_audio(self.utts[i].audio, self.logmel.cfg.sample_rate)
-        return self.logmel(wav)
+        return self.logmel(change_speed(wav, speed))
 
-    def __getitem__(self, i: int):
+    def __getitem__(self, key: int | tuple[int, float]):
+        i, speed = key if isinstance(key, tuple) else (key, 1.0)
         text = self.texts[i]
         if self.waveforms and self.cache is None:
             x = load_audio_pcm16(self.utts[i].audio, self.logmel.cfg.sample_rate)  # (samples,) int16 or float32
+            x = change_speed(x, speed)
         else:
-            x = self.features(i)  # (T, n_mels)
+            x = self.features(i, speed)  # (T, n_mels)
         return self.utts[i].id, x, torch.tensor(self.tokenizer.encode(text)), text
 
     def fill_cache(self, workers: int = 2, desc: str = "features") -> None:
@@ -155,12 +158,15 @@ class BucketBatchSampler(Sampler[list[int]]):
     builds the same shuffled list of global batches and takes every ``world_size``-th
     utterance of each (``batch[rank::world_size]``): ranks see disjoint data, and the
     global batch is the one a single process would use, so the loss curves agree.
+    With ``speeds`` (speed perturbation) each utterance of an epoch comes as (index, factor),
+    the factor drawn from the seed and the epoch: the same on every rank and after a resume.
     """
 
     def __init__(self, num_frames: list[int], max_frames: int, seed: int = 0, shuffle: bool = True,
-                 rank: int = 0, world_size: int = 1, sortagrad: bool = False):
+                 rank: int = 0, world_size: int = 1, sortagrad: bool = False, speeds: list[float] | None = None):
         self.seed, self.shuffle, self.rank, self.world_size = seed, shuffle, rank, world_size
         self.sortagrad = sortagrad
+        self.speeds = list(speeds or [])
         self.epoch = 0
         order = sorted(range(len(num_frames)), key=lambda i: num_frames[i])
         batches: list[list[int]] = []
@@ -181,11 +187,14 @@ class BucketBatchSampler(Sampler[list[int]]):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def epoch_batches(self) -> list[list[int]]:
-        """This rank's share of each global batch, in this epoch's order."""
+    def epoch_batches(self) -> list[list]:
+        """This rank's share of each global batch, in this epoch's order: indices, or (index, speed factor)."""
         batches = list(self.batches)
         if self.shuffle and not (self.sortagrad and self.epoch == 0):  # SortaGrad: shortest first in epoch 1
             random.Random(self.seed * 1_000_003 + self.epoch).shuffle(batches)
+        if self.speeds:
+            rng = random.Random(f"speed-{self.seed}-{self.epoch}")
+            batches = [[(i, rng.choice(self.speeds)) for i in b] for b in batches]
         return [b[self.rank :: self.world_size] for b in batches]
 
     def __iter__(self):

@@ -49,18 +49,21 @@ def lr_at(step: int, total: int, o) -> float:
 
 
 def load_split(path: str, cfg: TrainConfig, logmel: LogMel, tok: CharTokenizer, name: str,
-               shard: tuple[int, int] = (0, 1)) -> UtteranceDataset:
+               shard: tuple[int, int] = (0, 1), fastest: float = 1.0) -> UtteranceDataset:
     """Manifest -> dataset, dropping utterances too long/short or with more tokens than CTC can align.
 
     ``shard`` (rank, world size) keeps every world-th utterance from the rank-th on: the dev set's share of
     a DDP rank (a rank may get none when the dev set has fewer utterances than there are ranks).
+    ``fastest``: the highest speed-perturbation factor, at which every kept utterance must still align.
     """
     utts = filter_by_duration(read_manifest(Path(path)), cfg.data, name)
     ds = UtteranceDataset(utts, logmel, tok)
-    frames = conv_out_lengths(torch.tensor([ds.num_frames(i) for i in range(len(ds))]))
+    samples = [round(u.duration / fastest * cfg.features.sample_rate) for u in utts]  # sped up: fewer frames
+    frames = conv_out_lengths(torch.tensor([logmel.num_frames(n) for n in samples]))
     ok = [i for i in range(len(ds)) if ds.texts[i] and ctc_min_frames(tok.encode(ds.texts[i])) <= int(frames[i])]
     if len(ok) < len(ds):
-        print(f"warning: {name}: skipped {len(ds) - len(ok)} utterance(s) too fast for the model's output frame "
+        at = f" at speed x{fastest:g}" if fastest != 1.0 else ""
+        print(f"warning: {name}: skipped {len(ds) - len(ok)} utterance(s) too fast{at} for the model's output frame "
               f"rate (CTC needs a frame per token plus one between repeated tokens)", file=sys.stderr)
     if not ok:
         raise UserError(f"{path}: no utterances left to use after filtering")
@@ -105,14 +108,16 @@ def train(cfg) -> Path:
     logmel = LogMel(cfg.features)
     # log-mels of uncached audio on the training device (a GPU), per batch: loader workers then only decode audio
     device_logmel = LogMel(cfg.features).to(device) if _features_on_device(cfg, device) else None
-    train_ds = load_split(cfg.data.train_manifest, cfg, logmel, tok, "train")
+    train_ds = load_split(cfg.data.train_manifest, cfg, logmel, tok, "train",
+                          fastest=max(cfg.data.speed_perturb, default=1.0))
     dev_ds = load_split(cfg.data.dev_manifest, cfg, logmel, tok, "dev", shard=(rank, world))  # scored in shares
 
     train_ds.waveforms = device_logmel is not None
     model = build_model(cfg, tok)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
     sampler = BucketBatchSampler([train_ds.num_frames(i) for i in range(len(train_ds))], cfg.data.max_frames,
-                                 seed=cfg.seed, rank=rank, world_size=world, sortagrad=cfg.data.sortagrad)
+                                 seed=cfg.seed, rank=rank, world_size=world, sortagrad=cfg.data.sortagrad,
+                                 speeds=cfg.data.speed_perturb)
     state = {"epoch": 0, "batch": 0, "step": 0, "best_wer": float("inf"), "bad_steps": 0, "skipped": 0,
              "since_best": 0}  # since_best: epochs in a row without a better dev WER (optim.patience)
     last = run_dir / "last.pt"

@@ -78,9 +78,13 @@ def run(ctx: Context) -> dict:
         t_item = best_time(lambda: [ds[i] for i in range(len(ds))], reps, warmup=0)
         ds.waveforms = True  # data.features_on=device: workers only decode (int16 for 16-bit PCM)
         t_wave = best_time(lambda: [ds[i] for i in range(len(ds))], reps, warmup=0)
+        # with data.speed_perturb=[0.9,1.0,1.1]: two utterances in three are resampled in the worker too
+        speeds = (0.9, 1.0, 1.1)
+        t_speed = best_time(lambda: [ds[(i, speeds[i % 3])] for i in range(len(ds))], reps, warmup=0)
         ds.waveforms = False
     per_worker = audio_s / t_item
     wave_worker = audio_s / t_wave
+    speed_worker = audio_s / t_speed  # audio s before perturbation, as the training rate counts it (about)
     # the real thing: DataLoader, 2 worker processes, bucketed batches, our collate
     sampler = BucketBatchSampler([ds.num_frames(i) for i in range(len(ds))], 8000, seed=0)
     loader = DataLoader(ds, batch_sampler=sampler.epoch_batches(), collate_fn=collate, num_workers=2,
@@ -92,6 +96,7 @@ def run(ctx: Context) -> dict:
     result.update({
         "decode_audio_per_s": rnd(audio_s / t_decode), "features_audio_per_s": rnd(audio_s / t_feats),
         "per_worker_audio_per_s": rnd(per_worker), "per_worker_waveforms_audio_per_s": rnd(wave_worker),
+        "per_worker_waveforms_speed_perturb_audio_per_s": rnd(speed_worker),
         "decode_frac": rnd(t_decode / (t_decode + t_feats)),
         "dataloader_2_workers_audio_per_s": rnd(audio_s / t_loader),
         "dataloader_note": "includes starting 2 worker processes",
@@ -100,7 +105,8 @@ def run(ctx: Context) -> dict:
         f"(decode {audio_s / t_decode:,.0f}, log-mel {audio_s / t_feats:,.0f} audio s/s; decode "
         f"{t_decode / (t_decode + t_feats):.0%} of the time); DataLoader with 2 workers + collate: "
         f"{audio_s / t_loader:,.0f} audio s/s (with worker start-up); waveforms only, for log-mels on the "
-        f"GPU (data.features_on=device): {wave_worker:,.0f} audio s/s per worker")
+        f"GPU (data.features_on=device): {wave_worker:,.0f} audio s/s per worker, {speed_worker:,.0f} with speed "
+        f"perturbation (0.9/1.0/1.1)")
     need = {}
     for key, rate in _train_rates(ctx).items():
         need[f"CPU training {key}"] = {"consumes_audio_per_s": rate, "workers": rnd(rate / per_worker),
@@ -111,6 +117,9 @@ def run(ctx: Context) -> dict:
     need["H100 LibriSpeech model (projected), log-mels on the GPU"] = {
         "consumes_audio_per_s": H100_AUDIO_PER_S, "workers": rnd(H100_AUDIO_PER_S / wave_worker),
         "workers_ceil": math.ceil(H100_AUDIO_PER_S / wave_worker)}
+    need["H100 LibriSpeech model (projected), log-mels on the GPU, speed perturbation"] = {
+        "consumes_audio_per_s": H100_AUDIO_PER_S, "workers": rnd(H100_AUDIO_PER_S / speed_worker),
+        "workers_ceil": math.ceil(H100_AUDIO_PER_S / speed_worker)}
     result["workers_needed"] = need
     for k, v in need.items():
         log(f"  {k}: consumes {v['consumes_audio_per_s']:,.0f} audio s/s -> {v['workers']} workers "
