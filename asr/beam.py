@@ -50,6 +50,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -318,8 +319,10 @@ class _BoostedLM(_LMBase):
 class BeamDecoder:
     """CTC beam search; ``decode`` gives the best hypothesis per utterance, ``decode_nbest`` up to ``cfg.nbest``."""
 
-    def __init__(self, cfg, tokenizer: Tokenizer, _loaded: dict | None = None):
+    def __init__(self, cfg, tokenizer: Tokenizer, _loaded: dict | None = None, _retry: bool = True):
         self.cfg = cfg
+        self._retry = _retry  # search again with wider pruning when no hypothesis completes its last word
+        self._wide: BeamDecoder | None = None  # that wider search, made when first needed
         self.tokenizer = tokenizer
         self.tokens = flashlight_tokens(tokenizer)
         self.sep = self.tokens.index(WORD_SEP)
@@ -349,8 +352,6 @@ class BeamDecoder:
     def reweighted(self, **changes) -> "BeamDecoder":
         """This decoder with some DecoderConfig fields changed (lm_weight, word_score, beam_size, ...),
         sharing the loaded LM and lexicon, so that tuning does not reload them; lm and lexicon stay."""
-        from dataclasses import replace
-
         if {"lm", "lexicon"} & set(changes):
             raise ValueError("reweighted() keeps lm and lexicon; build a new BeamDecoder to change them")
         return BeamDecoder(replace(self.cfg, **changes), self.tokenizer, _loaded=self._loaded)
@@ -484,8 +485,22 @@ class BeamDecoder:
     def _search_one(self, x: torch.Tensor, n: int) -> list:
         """flashlight's results for one utterance: ``x`` (>= n + 1, V) float32, contiguous rows, n frames
         then the closing frame (``_with_closing_frame``). flashlight's own results, since torchaudio's
-        CTCHypothesis drops the raw path we need for frames."""
-        return self._ctc.decoder.decode(x.data_ptr(), n + 1, x.shape[-1])
+        CTCHypothesis drops the raw path we need for frames.
+
+        With a lexicon, the pruning may keep only hypotheses in the middle of a word when the frames run
+        out: none can take the closing frame's separator, and the best "result" is a truncated non-word
+        ("the librar", score ~_NO; 5 of the demo's 300 test utterances with beam 50, threshold 10). Such an
+        utterance is searched again with 4x the beam, a 5x wider threshold and every token per frame, which
+        completed all five (2026-11-26)."""
+        results = self._ctc.decoder.decode(x.data_ptr(), n + 1, x.shape[-1])
+        if self._retry and (not results or results[0].score < _NO / 2):
+            if self._wide is None:
+                c = self.cfg
+                self._wide = BeamDecoder(replace(c, beam_size=max(4 * c.beam_size, 200), beam_size_token=None,
+                                                 beam_threshold=max(5 * c.beam_threshold, 50.0)),
+                                         self.tokenizer, self._loaded, _retry=False)
+            results = self._wide._search_one(x, n) or results
+        return results
 
     def _cuts(self, lp: torch.Tensor) -> list[int]:
         """Frames at which (n, V) log-probs are cut so that no piece exceeds ``cfg.max_search_frames``.

@@ -133,6 +133,18 @@ def test_lexicon_and_lexicon_free_give_the_same_lm_score(lm, tmp_path):
     assert free.score == pytest.approx(lex.score, abs=1e-3) and auto.score == pytest.approx(lex.score, abs=1e-3)
 
 
+def test_a_last_word_cut_off_by_pruning_is_searched_again(tmp_path):
+    """The pruning keeps only "hell" (its "o" is 14 nats below the rest): no hypothesis can take the closing
+    separator. The wider second search completes the word instead of returning a non-word."""
+    lexicon = tmp_path / "lexicon.txt"
+    write_lexicon(["hello", "world"], lexicon)
+    lp = emissions("world hell")
+    narrow = BeamDecoder(DecoderConfig(type="beam", lexicon=str(lexicon)), TOK, _retry=False)
+    assert decode(narrow, lp).score < -1e29, "the first search ends in no complete word"
+    hyp = decode(beam(lexicon=str(lexicon)), lp)
+    assert hyp.text == "world hello" and -30 < hyp.score < -10
+
+
 def test_write_lexicon_format(tmp_path):
     n = write_lexicon(["Don't", "well-known", "naïve", "don't", "x3"], tmp_path / "lex.txt")
     lines = (tmp_path / "lex.txt").read_text().splitlines()
