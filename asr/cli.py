@@ -95,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch threads; 0: all cores (default; use 1 when other jobs share the machine)")
     s.add_argument("--by-speaker", action="store_true",
                    help="also print WER and CER per speaker (the id up to its first '-'), worst first")
+    s.add_argument("--errors", type=int, default=0, metavar="N",
+                   help="also print the N most frequent word substitutions, deletions and insertions")
     s.add_argument("--workers", type=int, default=0,
                    help="DataLoader processes that read the audio (default 0: this process); on a GPU the "
                         "log-mels are computed there and the workers only decode")
@@ -352,6 +354,11 @@ def cmd_eval(args, _extra) -> int:
         for g in by_speaker(result.rows):
             print(f"{g['speaker']:<12} {g['utterances']:>5} {g['ref_words']:>6} {100 * g['wer']:>7.2f} "
                   f"{100 * g['cer']:>7.2f}")
+    if args.errors > 0:
+        from asr.evaluate import top_errors
+
+        for kind, pairs in top_errors(result.rows, args.errors).items():
+            print(f"{kind} (top {args.errors}): " + (", ".join(f"{w} ({c})" for w, c in pairs) or "none"))
     print(f"utterances {len(ds)} ({audio_s / 3600:.2f} h), decoded in {seconds:.1f} s (real-time factor "
           f"{seconds / max(audio_s, 1e-9):.4f}, features and model included); report {report}", file=sys.stderr)
     return 0

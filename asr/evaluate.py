@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections import Counter
 from dataclasses import dataclass
 
 import torch
@@ -110,6 +111,28 @@ def by_speaker(rows: list[dict]) -> list[dict]:
         g["wer"] = g["word_errors"] / max(g["ref_words"], 1)
         g["cer"] = g["char_errors"] / max(g["ref_chars"], 1)
     return sorted(groups.values(), key=lambda g: (-g["wer"], g["speaker"]))
+
+
+def top_errors(rows: list[dict], n: int) -> dict[str, list[tuple[str, int]]]:
+    """Report rows -> the ``n`` most frequent word substitutions ("ref -> hyp"), deletions and insertions
+    over all utterances, word by word, with their counts, most frequent first (ties alphabetical). The
+    alignments are jiwer's, so the counts add up to the report's ``sub``, ``del`` and ``ins``."""
+    import jiwer
+
+    scored = [r for r in rows if r["ref"].split()]  # jiwer refuses an empty reference
+    counts = {"substitutions": Counter(), "deletions": Counter(), "insertions": Counter()}
+    if scored:
+        out = jiwer.process_words([r["ref"] for r in scored], [r["hyp"] for r in scored])
+        for ref, hyp, chunks in zip(out.references, out.hypotheses, out.alignments):
+            for c in chunks:
+                if c.type == "substitute":  # a chunk of equal length on both sides
+                    counts["substitutions"].update(f"{a} -> {b}" for a, b in zip(
+                        ref[c.ref_start_idx:c.ref_end_idx], hyp[c.hyp_start_idx:c.hyp_end_idx]))
+                elif c.type == "delete":
+                    counts["deletions"].update(ref[c.ref_start_idx:c.ref_end_idx])
+                elif c.type == "insert":
+                    counts["insertions"].update(hyp[c.hyp_start_idx:c.hyp_end_idx])
+    return {k: sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))[:n] for k, c in counts.items()}
 
 
 def write_report(path: str | os.PathLike, result: EvalResult) -> None:

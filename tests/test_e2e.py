@@ -157,6 +157,20 @@ def test_eval_by_speaker(tiny_model, digit_manifests, tmp_path, capsys):
     assert float(table[out[3].split()[0]][2]) >= float(table[out[4].split()[0]][2]), "worst speaker first"
 
 
+def test_eval_prints_the_most_frequent_errors(tiny_model, digit_manifests, tmp_path, capsys):
+    report = tmp_path / "report.jsonl"
+    assert main(["eval", "--model", str(tiny_model), "--manifest", str(digit_manifests[1]), "--report", str(report),
+                 "--errors", "3"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    rows = [json.loads(line) for line in report.read_text().splitlines()]
+    assert [line.split(" (top 3): ")[0] for line in out[2:]] == ["substitutions", "deletions", "insertions"]
+    for line, key in zip(out[2:], ("sub", "del", "ins")):
+        listed = line.split(": ", 1)[1]
+        counts = [] if listed == "none" else [int(x.rsplit("(", 1)[1].rstrip(")")) for x in listed.split(", ")]
+        assert len(counts) <= 3 and counts == sorted(counts, reverse=True)
+        assert sum(counts) <= sum(r[key] for r in rows) and (counts or not sum(r[key] for r in rows))
+
+
 def test_features_on_device_trains_like_the_loader(digit_manifests, tmp_path, monkeypatch):
     """data.features_on=device (log-mels per batch of padded waveforms, on the training device: the CPU here)
     follows the loader path's loss curve, weights and dev pass: the features are equal up to float rounding."""

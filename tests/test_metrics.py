@@ -28,3 +28,21 @@ def test_counts():
 
 def test_empty_reference_counts_insertions():
     assert word_errors("", "extra words").insertions == 2
+
+
+def test_top_errors_counts_jiwer_alignments_over_utterances():
+    from asr.evaluate import top_errors
+
+    pairs = [("the cat sat", "the bat sat on"), ("a b c d", "a c d"), ("the cat", "the bat"), ("the dog", "a dog"),
+             ("", "noise"), ("one big red bus", "one bus"), ("x y z", "p q z")]  # multi-word chunks count per word
+    rows = []
+    for ref, hyp in pairs:
+        w = word_errors(ref, hyp)
+        rows.append({"ref": ref, "hyp": hyp, "sub": w.substitutions, "del": w.deletions, "ins": w.insertions})
+    top = top_errors(rows, 10)
+    assert top == {"substitutions": [("cat -> bat", 2), ("the -> a", 1), ("x -> p", 1), ("y -> q", 1)],
+                   "deletions": [("b", 1), ("big", 1), ("red", 1)], "insertions": [("on", 1)]}
+    for kind, key in (("substitutions", "sub"), ("deletions", "del"), ("insertions", "ins")):  # the report's counts
+        assert sum(c for _, c in top[kind]) == sum(r[key] for r in rows if r["ref"])
+    assert top_errors(rows, 1)["substitutions"] == [("cat -> bat", 2)]
+    assert top_errors([], 3) == {"substitutions": [], "deletions": [], "insertions": []}
