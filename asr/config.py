@@ -75,7 +75,7 @@ class DataConfig:
     sortagrad: bool = True  # first epoch from shortest to longest batch: CTC leaves its all-blank plateau sooner
     speed_perturb: list[float] = field(default_factory=list)  # speed factors, one drawn per training utterance and
     #                            epoch, e.g. [0.9, 1.0, 1.1] (Kaldi/ESPnet's; tempo and pitch together); needs
-    #                            cache_features=false; a batch may then exceed max_frames by 1 / min(factors);
+    #                            cache_features=false; a batch may then hold up to 1 / min(factors) x max_frames;
     #                            empty: off
     stats: Optional[str] = None  # per-bin mean/std JSON of `asr stats` (None: computed from the training set at start)
 

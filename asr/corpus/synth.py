@@ -51,6 +51,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 import soundfile as sf
 
+from asr.audio import resampler
 from asr.corpus.sentences import normalize, sentence_stream
 from asr.errors import UserError
 from asr.io import atomic_write_bytes, atomic_write_text
@@ -391,19 +392,6 @@ def trim_silence(samples: np.ndarray, rate: int, keep: float) -> np.ndarray:
     return samples[max(0, loud[0] - margin):loud[-1] + 1 + margin]
 
 
-@functools.lru_cache(maxsize=4)
-def _resampler(orig: int, new: int):
-    """torchaudio's resampler with its sinc kernel computed once per process, not per file.
-
-    Same algorithm as ``torchaudio.functional.resample`` (which rebuilds the kernel on
-    every call, ~4 ms or 10% of the work per file); the cached kernel is float32, so
-    samples differ by ~1e-5, below the 16-bit resolution of the written FLAC.
-    """
-    import torchaudio
-
-    return torchaudio.transforms.Resample(orig, new)
-
-
 def render(job: Job) -> float:
     """Synthesize, resample and write one FLAC unless it exists; return its duration, seconds."""
     path = Path(job.path)
@@ -415,7 +403,7 @@ def render(job: Job) -> float:
     samples, rate = read_wav(espeak_wav(job.voice, job.text, job.speed, job.pitch))
     samples = trim_silence(samples, rate, job.max_silence)
     with torch.inference_mode():
-        audio = _resampler(rate, job.sample_rate)(torch.from_numpy(np.ascontiguousarray(samples))).numpy()
+        audio = resampler(rate, job.sample_rate)(torch.from_numpy(np.ascontiguousarray(samples))).numpy()
     buf = io.BytesIO()
     sf.write(buf, np.clip(audio, -1.0, 1.0), job.sample_rate, format="FLAC", subtype="PCM_16")
     atomic_write_bytes(path, buf.getvalue())
