@@ -145,6 +145,18 @@ def test_a_last_word_cut_off_by_pruning_is_searched_again(tmp_path):
     assert hyp.text == "world hello" and -30 < hyp.score < -10
 
 
+def test_lexicon_look_ahead_is_the_unigram_score_not_the_sentence_start_one(lm):
+    """Inside a word the lexicon search looks ahead with the best unigram LM score of the words it may become
+    (as the lexicon-free adapter does); torchaudio's trie used p(word | <s>), which under-rates words that
+    seldom start a sentence ("street": never, in LM_TEXT)."""
+    dec = beam(lm=str(lm))
+    kenlm, words = dec._loaded["kenlm"], dec._loaded["word_dict"]
+    node = dec._ctc.trie.search([dec.tokens.index(ch) for ch in "stree"])  # only "street" starts so
+    unigram = kenlm.score(kenlm.start(True), words.get_index("street"))[1]
+    at_start = kenlm.score(kenlm.start(False), words.get_index("street"))[1]
+    assert node.max_score == pytest.approx(unigram, abs=1e-4) and at_start < unigram - 0.1
+
+
 def test_write_lexicon_format(tmp_path):
     n = write_lexicon(["Don't", "well-known", "naïve", "don't", "x3"], tmp_path / "lex.txt")
     lines = (tmp_path / "lex.txt").read_text().splitlines()
