@@ -88,7 +88,7 @@ class DecoderConfig:
     lm: Optional[str] = None  # KenLM ARPA or binary word n-gram file, e.g. from `asr lm build` (beam)
     lexicon: Optional[str] = None  # lexicon file, one "word c h a r s |" per line (beam); None: see lexicon_free
     lexicon_free: bool = False  # with an LM and no lexicon: False spells only the LM's words (a lexicon of its
-    #                             vocabulary, ~25x faster); True lets any spelling through, at oov_score (beam)
+    #                             vocabulary, ~20x faster); True lets any spelling through, at oov_score (beam)
     lm_weight: float = 1.0  # multiplies the LM's log10 probability of each word (beam)
     word_score: float = 0.0  # added per emitted word, natural-log units; > 0 favours more words (beam)
     beam_size_token: Optional[int] = 8  # tokens tried per frame, best first (beam); None: all (2.8x slower, same
