@@ -8,7 +8,7 @@ decoder (same ``Decoder`` protocol, asr/decode.py). Two modes:
   the default, over a lexicon of the LM's own words (plus hotwords): much faster (about
   0.5 ms per second of audio against 12 ms lexicon-free, beam 50, one CPU core; benchmarks/README.md),
   and only spellings the LM knows can come out. Inside a word the search looks ahead with the
-  best unigram score of the words the letters may become (``_smear_with_unigrams``).
+  best unigram score of the words the letters may become (``_lexicon_search``).
 * lexicon-free (no lexicon, and no LM or ``cfg.lexicon_free``): any character sequence can
   come out. With an LM, the word LM is applied at word boundaries by ``_WordLM`` below, a
   Python adapter called per (hypothesis, token) pair, with a unigram look-ahead inside
@@ -53,6 +53,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
@@ -364,13 +365,6 @@ class BeamDecoder:
             self._loaded[key] = make()
         return self._loaded[key]
 
-    def _search(self, lexicon: str | None, lm, lm_weight: float, word_score: float):
-        """torchaudio's ctc_decoder with our tokens; we call its flashlight decoder directly (``decode``)."""
-        c = self.cfg
-        return ctc_decoder(lexicon=lexicon, tokens=self.tokens, lm=lm, beam_size=c.beam_size,
-                           beam_size_token=c.beam_size_token, beam_threshold=c.beam_threshold, lm_weight=lm_weight,
-                           word_score=word_score, unk_score=c.unk_score, sil_score=c.sil_score, log_add=c.log_add,
-                           blank_token=self.tokens[self.blank], sil_token=WORD_SEP, unk_word=UNK)
 
     def _lexicon_of_lm(self) -> str:
         """A lexicon file of the LM's words and the hotwords, in a folder that lives as long as the decoder."""
@@ -404,7 +398,11 @@ class BeamDecoder:
                                c.oov_score)
         # lm_weight 1: the adapter applies lm_weight itself, so that word_score is not scaled by it.
         # No adapter: flashlight's ZeroLM, a plain beam search with no Python in the inner loop.
-        return self._search(None, self._lm, 1.0, 0.0)
+        # torchaudio's ctc_decoder with our tokens; we call its flashlight decoder directly (_search_one).
+        return ctc_decoder(lexicon=None, tokens=self.tokens, lm=self._lm, beam_size=c.beam_size,
+                           beam_size_token=c.beam_size_token, beam_threshold=c.beam_threshold, lm_weight=1.0,
+                           word_score=0.0, sil_score=c.sil_score, log_add=c.log_add,
+                           blank_token=self.tokens[self.blank], sil_token=WORD_SEP, unk_word=UNK)
 
     def _build_lexicon(self):
         """Lexicon: words from the lexicon only, scored natively by flashlight (KenLM or no LM)."""
@@ -418,34 +416,30 @@ class BeamDecoder:
                    else f"in characters and end each with {WORD_SEP!r}")
             raise UserError(f"lexicon {self.lexicon}: token {bad[0]!r} is not in the model's token set "
                             f"(spell words {how}: asr.beam.write_lexicon)")
-        # ctc_decoder builds the same word dictionary from the lexicon file: the KenLM indices agree
         word_dict = self._cached("word_dict", lambda: create_word_dict(lexicon))
         lm = self._cached("kenlm", lambda: _kenlm(c.lm, word_dict)) if c.lm is not None else None
         lm_weight = c.lm_weight
+        from flashlight.lib.text.decoder import ZeroLM
+
         if self.hotwords:
             missing = [w for w in self.hotwords if w not in lexicon]
             if missing:
                 raise UserError(f"hotwords not in the lexicon {self.lexicon}: {', '.join(missing[:5])}")
             bonus = {word_dict.get_index(w): b for w, b in self.hotwords.items()}
-            from flashlight.lib.text.decoder import ZeroLM
-
             lm = self._lm = _BoostedLM(lm if lm is not None else ZeroLM(), lm_weight, bonus)
             lm_weight = 1.0
-        ctc = self._search(str(self.lexicon), lm, lm_weight, c.word_score)
-        if lm is not None:
-            self._smear_with_unigrams(ctc, lexicon, word_dict, lm, lm_weight)
-        return ctc
+        return self._lexicon_search(lexicon, word_dict, lm if lm is not None else ZeroLM(), lm_weight)
 
-    def _smear_with_unigrams(self, ctc, lexicon: dict, word_dict, lm, lm_weight: float) -> None:
-        """Replace the flashlight decoder that torchaudio's ctc_decoder made with one whose lexicon trie carries
-        each word's unigram LM score (KenLM's null context) as the look-ahead inside words.
+    def _lexicon_search(self, lexicon: dict, word_dict, lm, lm_weight: float) -> SimpleNamespace:
+        """flashlight's lexicon decoder over a trie of the lexicon's spellings whose look-ahead inside a word is
+        the best unigram LM score (KenLM's null context) of the words it may become.
 
-        torchaudio (like fairseq's flashlight decoder) smears the trie with p(word | <s>), the score of each word
-        at the start of a sentence. Inside a sentence that under-rates words that seldom start one, so a long
-        last word ("afternoon", "heaters") fell out of the beam behind a short word that completes. Measured on
-        100 demo test utterances at beam 50, LM weight 1.15, word score 1.5 (benchmarks/bench_beam.py's model
-        source): 14.7 % WER with the sentence-start look-ahead, 12.4 % with the unigram one (pyctcdecode 12.4 %,
-        our lexicon-free search 12.9 %)."""
+        torchaudio's ctc_decoder (like fairseq's flashlight decoder) smears the trie with p(word | <s>), each
+        word's score at the start of a sentence. Inside a sentence that under-rates words that seldom start one,
+        and a long last word ("afternoon", "heaters") fell out of the beam behind a short word that completes.
+        Measured on 100 demo test utterances at beam 50, LM weight 1.15, word score 1.5 (bench_beam.py's model
+        source): 14.7 % WER with the sentence-start look-ahead, 13.2 % with the unigram one (pyctcdecode 12.4 %,
+        our lexicon-free search 12.9 %). Returns the decoder with the LM and trie it points to, kept alive."""
         from flashlight.lib.text.decoder import (CriterionType, LexiconDecoder, LexiconDecoderOptions, SmearingMode,
                                                   Trie)
 
@@ -462,8 +456,8 @@ class BeamDecoder:
             beam_size=c.beam_size, beam_size_token=c.beam_size_token or len(self.tokens),
             beam_threshold=c.beam_threshold, lm_weight=lm_weight, word_score=c.word_score, unk_score=c.unk_score,
             sil_score=c.sil_score, log_add=c.log_add, criterion_type=CriterionType.CTC)
-        ctc.decoder = LexiconDecoder(options, trie, lm, self.sep, self.blank, word_dict.get_index(UNK), [], False)
-        ctc.trie = trie  # kept alive with the decoder, as ctc.lm is
+        decoder = LexiconDecoder(options, trie, lm, self.sep, self.blank, word_dict.get_index(UNK), [], False)
+        return SimpleNamespace(decoder=decoder, lm=lm, trie=trie)
 
     # -- decoding -------------------------------------------------------------------------------
 
