@@ -76,8 +76,9 @@ class UtteranceDataset(Dataset):
     def __len__(self) -> int:
         return len(self.utts)
 
-    def num_frames(self, i: int) -> int:
-        return self.logmel.num_frames(round(self.utts[i].duration * self.logmel.cfg.sample_rate))
+    def num_frames(self, i: int, speed: float = 1.0) -> int:
+        """Feature frames of utterance ``i``, played ``speed`` times faster (``change_speed``)."""
+        return self.logmel.num_frames(round(self.utts[i].duration / speed * self.logmel.cfg.sample_rate))
 
     def features(self, i: int, speed: float = 1.0) -> torch.Tensor:
         if self.cache is not None and speed == 1.0:

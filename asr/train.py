@@ -58,8 +58,7 @@ def load_split(path: str, cfg: TrainConfig, logmel: LogMel, tok: CharTokenizer, 
     """
     utts = filter_by_duration(read_manifest(Path(path)), cfg.data, name)
     ds = UtteranceDataset(utts, logmel, tok)
-    samples = [round(u.duration / fastest * cfg.features.sample_rate) for u in utts]  # sped up: fewer frames
-    frames = conv_out_lengths(torch.tensor([logmel.num_frames(n) for n in samples]))
+    frames = conv_out_lengths(torch.tensor([ds.num_frames(i, fastest) for i in range(len(ds))]))  # sped up: fewer
     ok = [i for i in range(len(ds)) if ds.texts[i] and ctc_min_frames(tok.encode(ds.texts[i])) <= int(frames[i])]
     if len(ok) < len(ds):
         at = f" at speed x{fastest:g}" if fastest != 1.0 else ""
