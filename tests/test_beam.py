@@ -35,12 +35,17 @@ def emissions(text: str, confusions: dict[int, dict[str, float]] | None = None, 
     rows = []
     for i, ch in enumerate(text):
         probs = (confusions or {}).get(i, {ch: 0.99})
-        rows.append(probs)
-        rows.extend([{"<blank>": 0.99}] * blanks)
-    lp = torch.full((len(rows), len(TOK)), 1e-6)
+        rows.append({TOK.tokens.index(sym): p for sym, p in probs.items()})
+        rows.extend([{TOK.blank: 0.99}] * blanks)
+    return log_probs(rows, len(TOK))
+
+
+def log_probs(rows: list[dict[int, float]], size: int) -> torch.Tensor:
+    """(T, size) log-probs: frame t has probability rows[t][i] for token i, 1e-6 elsewhere, renormalized."""
+    lp = torch.full((len(rows), size), 1e-6)
     for t, probs in enumerate(rows):
-        for sym, p in probs.items():
-            lp[t, TOK.tokens.index(sym)] = p
+        for i, p in probs.items():
+            lp[t, i] = p
     return (lp / lp.sum(-1, keepdim=True)).log()
 
 
@@ -309,11 +314,7 @@ def bpe_emissions(bpe, text: str, rival: str | None = None, p: float = 0.99) -> 
         if rival:
             probs[b[i] if i < len(b) else bpe.blank] = probs.get(b[i] if i < len(b) else bpe.blank, 0) + 1 - p
         rows += [probs, {bpe.blank: 0.99}]
-    lp = torch.full((len(rows), len(bpe)), 1e-6)
-    for t, probs in enumerate(rows):
-        for i, q in probs.items():
-            lp[t, i] = q
-    return (lp / lp.sum(-1, keepdim=True)).log()
+    return log_probs(rows, len(bpe))
 
 
 def bpe_beam(bpe, **kw) -> BeamDecoder:
