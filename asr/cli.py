@@ -147,13 +147,16 @@ def build_parser() -> argparse.ArgumentParser:
     _decoder_args(s)
     s.set_defaults(func=cmd_serve)
 
-    s = sub.add_parser("lm", help="word n-gram language models for beam search")
+    s = sub.add_parser("lm", help="word or character n-gram language models for beam search")
     lm_sub = s.add_subparsers(dest="lm_command", required=True, metavar="LM_COMMAND")
     s = lm_sub.add_parser("build",
                           help="estimate a modified Kneser-Ney ARPA LM from text (lmplz when built, else Python)")
     s.add_argument("--text", required=True, type=Path, nargs="+",
                    help="text file(s), one sentence per line; LibriSpeech *.trans.txt work as they are")
-    s.add_argument("--order", type=int, default=3, help="n-gram order (default 3)")
+    s.add_argument("--unit", choices=["word", "char"], default="word",
+                   help="word (default), or char: an LM of letters with '|' closing each word, for beam search "
+                        "without a lexicon that still spells words it never saw (char models only)")
+    s.add_argument("--order", type=int, default=None, help="n-gram order (default 3 for words, 6 for characters)")
     s.add_argument("--out", required=True, type=Path, help="ARPA file, or the KenLM binary with --binary")
     s.add_argument("--binary", action="store_true",
                    help="also convert to a KenLM binary at OUT (ARPA kept as OUT.arpa)")
@@ -365,9 +368,12 @@ def cmd_eval(args, _extra) -> int:
 
 
 def cmd_lm_build(args, _extra) -> int:
-    from asr.lm import build_lm
+    from asr.lm import MAX_ORDER, build_lm
 
-    res = build_lm(args.text, args.order, args.out, binary=args.binary, backend=args.backend)
+    if args.lexicon and args.unit == "char":
+        raise UserError("--lexicon lists an LM's words; a character LM has none (drop --lexicon, or use --unit word)")
+    order = args.order or (3 if args.unit == "word" else MAX_ORDER)
+    res = build_lm(args.text, order, args.out, binary=args.binary, backend=args.backend, unit=args.unit)
     t = res.text
     dropped = "".join(sorted(t.dropped))
     print(f"{res.path}\t{res.order}-gram, n-grams per order {res.counts}, {res.backend} estimator", flush=True)

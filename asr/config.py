@@ -85,12 +85,14 @@ class DecoderConfig:
     # Beam fields are read by asr/beam.py (flashlight-text); scores add to natural-log acoustic log-probs.
     type: str = "greedy"  # greedy | beam
     beam_size: int = 50  # hypotheses kept per frame (beam)
-    lm: Optional[str] = None  # KenLM ARPA or binary word n-gram file, e.g. from `asr lm build` (beam)
+    lm: Optional[str] = None  # KenLM ARPA or binary n-gram file of words, or of characters (`asr lm build --unit
+    #                           char`: searched without a lexicon, any spelling), e.g. from `asr lm build` (beam)
     lexicon: Optional[str] = None  # lexicon file, one "word c h a r s |" per line (beam); None: see lexicon_free
     lexicon_free: bool = False  # with an LM and no lexicon: False spells only the LM's words (a lexicon of its
     #                             vocabulary, ~20x faster); True lets any spelling through, at oov_score (beam)
-    lm_weight: float = 1.0  # multiplies the LM's log10 probability of each word (beam)
-    word_score: float = 0.0  # added per emitted word, natural-log units; > 0 favours more words (beam)
+    lm_weight: float = 1.0  # multiplies the LM's log10 probability of each word (character LM: letter) (beam)
+    word_score: float = 0.0  # added per emitted word (character LM: word separator), natural-log units; > 0 favours
+    #                          more words (beam)
     beam_size_token: Optional[int] = 8  # tokens tried per frame, best first (beam); None: all (2.8x slower, same
     #                                     WER without an LM on the demo model's outputs)
     beam_threshold: float = 10.0  # drop hypotheses scoring this far below the best, natural-log units (beam;

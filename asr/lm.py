@@ -1,4 +1,4 @@
-"""Word n-gram language models for beam search: build an ARPA file, read one back.
+"""n-gram language models for beam search, of words or of characters: build an ARPA file, read one back.
 
 ``build_lm(text, order, out)`` estimates an interpolated modified Kneser-Ney model
 (Chen & Goodman 1998, as KenLM's ``lmplz`` does it: Heafield et al. 2013). It runs
@@ -17,6 +17,10 @@ The Python estimator, per order n (1..N), with a(g) the count used for n-gram g:
   first word; gamma(c) = (D1 N1(c .) + D2 N2(c .) + D3 N3+(c .)) / sum_x a(c x);
   unigrams interpolate with the uniform 1 / |V| (|V| counts <unk> and </s>, not <s>).
 * the ARPA backoff of a context c is gamma(c); <unk> has only the uniform share.
+
+A character LM (``unit="char"``) is the same estimator over each sentence's letters, every
+word closed by ``|`` (``the cat`` -> ``t h e | c a t |``): the token LM that beam search
+without a lexicon uses as it is, so that any spelling can come out (``asr.beam``).
 """
 
 from __future__ import annotations
@@ -38,7 +42,9 @@ from asr.io import atomic_open
 from asr.text import normalize_text
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
-MAX_ORDER = 6  # tools/build_kenlm.sh builds KenLM with KENLM_MAX_ORDER=6
+MAX_ORDER = 6  # tools/build_kenlm.sh builds KenLM with KENLM_MAX_ORDER=6, as flashlight-text's wheel has it
+CHAR_SEP = "|"  # closes each word of a character LM: flashlight's word separator (asr.beam.WORD_SEP)
+UNITS = ("word", "char")
 FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)  # D1, D2, D3+ when count-of-counts cannot give them (lmplz's defaults)
 _LIBRISPEECH_ID = re.compile(r"^\d+-\d+-\d+\s+")  # "1089-134686-0000 HE HOPED ..." in *.trans.txt
 
@@ -64,8 +70,10 @@ class BuildResult:
 # Text
 
 
-def read_sentences(paths: Iterable[str | os.PathLike], stats: TextStats | None = None) -> Iterator[list[str]]:
-    """Normalized word lists, one per non-empty line of the text files.
+def read_sentences(paths: Iterable[str | os.PathLike], stats: TextStats | None = None,
+                   unit: str = "word") -> Iterator[list[str]]:
+    """Normalized word lists (``unit="char"``: letter lists, each word closed by ``|``), one per non-empty
+    line of the text files.
 
     LibriSpeech transcript lines lose their utterance id first, so ``*.trans.txt`` files
     can be used as they are.
@@ -84,14 +92,14 @@ def read_sentences(paths: Iterable[str | os.PathLike], stats: TextStats | None =
                     if stats is not None:
                         stats.sentences += 1
                         stats.words += len(words)
-                    yield words
+                    yield words if unit == "word" else [c for w in words for c in (*w, CHAR_SEP)]
 
 
-def write_normalized(paths: Iterable[str | os.PathLike], out: str | os.PathLike) -> TextStats:
+def write_normalized(paths: Iterable[str | os.PathLike], out: str | os.PathLike, unit: str = "word") -> TextStats:
     """The normalized text, one sentence per line: what lmplz reads."""
     stats = TextStats()
     with open(out, "w", encoding="utf-8") as f:
-        for words in read_sentences(paths, stats):
+        for words in read_sentences(paths, stats, unit):
             f.write(" ".join(words) + "\n")
     return stats
 
@@ -223,10 +231,11 @@ def write_arpa(model: NGramModel, path: str | os.PathLike) -> None:
         f.write("\n\\end\\\n")
 
 
-def estimate_python(paths: Iterable[str | os.PathLike], order: int, out: str | os.PathLike) -> TextStats:
+def estimate_python(paths: Iterable[str | os.PathLike], order: int, out: str | os.PathLike,
+                    unit: str = "word") -> TextStats:
     """Count, estimate and write the ARPA file in this process (memory: a few hundred bytes per n-gram)."""
     stats = TextStats()
-    raw = count_ngrams(read_sentences(paths, stats), order)
+    raw = count_ngrams(read_sentences(paths, stats, unit), order)
     if stats.sentences == 0:
         raise UserError("the text has no words after normalization: nothing to build an LM from")
     write_arpa(kneser_ney(raw), out)
@@ -259,11 +268,11 @@ def lmplz_memory(text_bytes: int) -> str:
 
 
 def estimate_lmplz(lmplz: str, paths: Iterable[str | os.PathLike], order: int, out: Path,
-                   memory: str | None = None) -> TextStats:
+                   memory: str | None = None, unit: str = "word") -> TextStats:
     """Normalize the text to a temporary file and run lmplz on it; writes ``out`` atomically."""
     with tempfile.TemporaryDirectory(prefix="asr-lm-", dir=out.parent) as tmp:
         text = Path(tmp) / "text.txt"
-        stats = write_normalized(paths, text)
+        stats = write_normalized(paths, text, unit)
         if stats.sentences == 0:
             raise UserError("the text has no words after normalization: nothing to build an LM from")
         arpa = Path(tmp) / "lm.arpa"
@@ -276,7 +285,8 @@ def estimate_lmplz(lmplz: str, paths: Iterable[str | os.PathLike], order: int, o
 
 
 def build_lm(text_path: str | os.PathLike | list, order: int, out_path: str | os.PathLike, *,
-             binary: bool = False, backend: str = "auto", memory: str | None = None) -> BuildResult:
+             binary: bool = False, backend: str = "auto", memory: str | None = None,
+             unit: str = "word") -> BuildResult:
     """Build an interpolated modified Kneser-Ney ARPA LM from text (one sentence per line).
 
     text_path: a file or a list of files (LibriSpeech ``*.trans.txt`` work as they are).
@@ -284,7 +294,10 @@ def build_lm(text_path: str | os.PathLike | list, order: int, out_path: str | os
     binary: also convert to a KenLM binary at ``out_path`` (needs build_binary); the ARPA
     file is then kept beside it as ``<out_path without suffix>.arpa``.
     memory: lmplz's sort memory (``-S``), e.g. "20%" or "2G"; None: see ``lmplz_memory``.
+    unit: "word", or "char" for a character LM (see the module doc).
     """
+    if unit not in UNITS:
+        raise UserError(f"unknown LM unit {unit!r}: use {' or '.join(UNITS)}")
     if not 2 <= order <= MAX_ORDER:  # KenLM, which loads the file for beam search, refuses a unigram model
         raise UserError(f"--order {order}: use 2..{MAX_ORDER}")
     paths = [Path(p) for p in (text_path if isinstance(text_path, (list, tuple)) else [text_path])]
@@ -302,9 +315,9 @@ def build_lm(text_path: str | os.PathLike | list, order: int, out_path: str | os
     if backend not in ("auto", "lmplz", "python"):
         raise UserError(f"unknown LM backend {backend!r}: use auto, lmplz or python")
     if lmplz:
-        stats = estimate_lmplz(lmplz, paths, order, arpa, memory)
+        stats = estimate_lmplz(lmplz, paths, order, arpa, memory, unit)
     else:
-        stats = estimate_python(paths, order, arpa)
+        stats = estimate_python(paths, order, arpa, unit)
     if binary:
         tool = find_kenlm_program("build_binary")
         if tool is None:

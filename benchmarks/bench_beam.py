@@ -8,7 +8,11 @@ Same log-probabilities, same beam width, one utterance at a time on one thread, 
   the 8 best of a frame: the counterpart of pyctcdecode's ``token_min_logp`` pruning);
 * 3-gram LM: ours lexicon-free (the ``_WordLM`` adapter) vs pyctcdecode + kenlm, same ARPA file;
 * 3-gram LM: ours with a lexicon (flashlight scores words natively; the default with an LM) vs
-  pyctcdecode + kenlm.
+  pyctcdecode + kenlm;
+* ours lexicon-free with a character 6-gram LM of the same text (``asr lm build --unit char``; KenLM scores
+  each letter in C++) vs pyctcdecode + kenlm with the word 3-gram: two ways to let any spelling through.
+  Its weights are not pyctcdecode's (they weigh letters, not words): ``CHAR_LM_WEIGHT`` and
+  ``CHAR_WORD_SCORE`` were tuned on the main job's dev split (below).
 
 LM weights are the same on both sides: pyctcdecode's ``alpha`` multiplies natural-log LM scores
 and ours ``lm_weight`` multiplies log10 ones, so ``lm_weight = alpha * ln 10``; ``beta`` =
@@ -35,10 +39,13 @@ from pathlib import Path
 
 import torch
 
-from common import (FRAME_S, REPO, Context, build_bench_lm, load_snapshot, log, machine_info, rnd, target,
-                    threads, write_result)
+from common import (FRAME_S, REPO, Context, build_bench_char_lm, build_bench_lm, load_snapshot, log, machine_info,
+                    rnd, target, threads, write_result)
 
 ALPHA, BETA = 0.5, 1.5  # pyctcdecode's defaults: LM weight on natural-log scores, score per word
+# tools/tune_lm.py --search grid --lm-weights 1,1.5,2,2.5,3 --word-scores=-2,-1,0,1 on data/demo/dev-synth.jsonl
+# (300 utterances) with the 3 h x 7 main-job model and this benchmark's char 6-gram: 17.54 % dev WER at (2, 0), 2026-11-26
+CHAR_LM_WEIGHT, CHAR_WORD_SCORE = 2.0, 0.0
 SUB_P = 0.06  # probability that a letter's peak goes to a wrong letter
 
 
@@ -115,8 +122,11 @@ def run(ctx: Context) -> dict:
               "threads": 1, "sources": []}
     beam = 8 if ctx.quick else 50
     arpa, lexicon, words = build_bench_lm(ctx.work, 300 if ctx.quick else 20000)
+    char_arpa = build_bench_char_lm(ctx.work, 300 if ctx.quick else 20000)
     result.update({"beam_width": beam, "lm": f"3-gram, {arpa.stat().st_size // 1024} kB ARPA", "alpha": ALPHA,
-                   "beta": BETA, "lm_weight": rnd(ALPHA * math.log(10), 4), "word_score": BETA})
+                   "beta": BETA, "lm_weight": rnd(ALPHA * math.log(10), 4), "word_score": BETA,
+                   "char_lm": f"6-gram of characters, {char_arpa.stat().st_size // 1024} kB ARPA",
+                   "char_lm_weight": CHAR_LM_WEIGHT, "char_word_score": CHAR_WORD_SCORE})
     theirs = _pyctcdecode(result, beam, arpa, words)
     sources = [synthetic_log_probs(8 if ctx.quick else 100, seed=0)
                + (f"synthetic: grammar sentences, peaked log-probs with noise and {SUB_P:.0%} wrong letters",)]
@@ -128,7 +138,7 @@ def run(ctx: Context) -> dict:
         result["model_source_skipped"] = "no trained model (--model or runs/demo/best.pt): synthetic log-probs only"
     with threads(1):
         for items, refs, what in sources:
-            result["sources"].append(_compare(items, refs, what, beam, arpa, lexicon, theirs))
+            result["sources"].append(_compare(items, refs, what, beam, arpa, lexicon, char_arpa, theirs))
     result["targets"] = []
     for src in result["sources"]:
         tag = "model" if src["log_probs"].startswith("model") else "synthetic"
@@ -169,7 +179,7 @@ def _pyctcdecode(result: dict, beam: int, arpa: Path, words: list[str]) -> dict:
     return theirs
 
 
-def _compare(items, refs, what: str, beam: int, arpa: Path, lexicon: Path, theirs: dict) -> dict:
+def _compare(items, refs, what: str, beam: int, arpa: Path, lexicon: Path, char_arpa: Path, theirs: dict) -> dict:
     from asr.beam import BeamDecoder
     from asr.config import DecoderConfig
     from asr.text import CharTokenizer
@@ -177,9 +187,9 @@ def _compare(items, refs, what: str, beam: int, arpa: Path, lexicon: Path, their
     tok = CharTokenizer()
 
     def ours(lm: Path | None, lex: Path | None, **kw):
+        weights = {"lm_weight": ALPHA * math.log(10) if lm else 1.0, "word_score": BETA if lm else 0.0}
         cfg = DecoderConfig(type="beam", beam_size=beam, lm=str(lm) if lm else None, lexicon=str(lex) if lex else None,
-                            lm_weight=ALPHA * math.log(10) if lm else 1.0, word_score=BETA if lm else 0.0,
-                            lexicon_free=lex is None, **kw)
+                            lexicon_free=lex is None, **{**weights, **kw})
         dec = BeamDecoder(cfg, tok)
         return lambda x: dec.decode(x.unsqueeze(0), torch.tensor([x.shape[0]]))[0].text
 
@@ -193,7 +203,9 @@ def _compare(items, refs, what: str, beam: int, arpa: Path, lexicon: Path, their
     for label, (lm, lex, kw), key in (("no LM", (None, None, {}), "none"),
                                       ("no LM, all tokens", (None, None, {"beam_size_token": None}), "none"),
                                       ("3-gram, lexicon-free", (arpa, None, {}), "lm"),
-                                      ("3-gram, lexicon", (arpa, lexicon, {}), "lm")):
+                                      ("3-gram, lexicon", (arpa, lexicon, {}), "lm"),
+                                      ("char 6-gram, lexicon-free", (char_arpa, None, {
+                                          "lm_weight": CHAR_LM_WEIGHT, "word_score": CHAR_WORD_SCORE}), "lm")):
         t_ours, h_ours = _time(ours(lm, lex, **kw), items)
         pair = {"pair": label, "ours_s": rnd(t_ours), "ours_ms_per_audio_s": rnd(1000 * t_ours / audio_s),
                 "ours_wer": rnd(_wer(refs, h_ours))}

@@ -285,6 +285,18 @@ def build_bench_lm(work: Path, n_sentences: int) -> tuple[Path, Path, list[str]]
     return arpa, lexicon, words
 
 
+def build_bench_char_lm(work: Path, n_sentences: int) -> Path:
+    """A character 6-gram ARPA LM (``asr lm build --unit char``) of ``build_bench_lm``'s text; cached in ``work``."""
+    from asr.lm import MAX_ORDER, build_lm
+
+    build_bench_lm(work, n_sentences)
+    d = work / f"lm-{n_sentences}"
+    arpa = d / f"char{MAX_ORDER}.arpa"
+    if not arpa.is_file():
+        build_lm(d / "text.txt", MAX_ORDER, arpa, backend="auto", unit="char")
+    return arpa
+
+
 # ---------------------------------------------------------------------------------------------- results
 
 

@@ -12,11 +12,11 @@ import torch
 
 pytest.importorskip("flashlight.lib.text.decoder")
 
-from asr.beam import BeamDecoder, lm_vocabulary, write_lexicon  # noqa: E402
+from asr.beam import BeamDecoder, is_char_lm, lm_vocabulary, write_lexicon  # noqa: E402
 from asr.config import DecoderConfig, compose, to_dataclass  # noqa: E402
 from asr.decode import GreedyDecoder, build_decoder  # noqa: E402
 from asr.errors import UserError  # noqa: E402
-from asr.lm import build_lm  # noqa: E402
+from asr.lm import build_lm, read_arpa  # noqa: E402
 from asr.text import CharTokenizer  # noqa: E402
 
 TOK = CharTokenizer()
@@ -371,3 +371,53 @@ def test_bpe_long_input_searched_in_pieces_gives_the_uncut_path(lm, bpe):
         w, c = decode(whole, lp), decode(cut, lp)
         assert c.text == w.text == decode(GreedyDecoder(bpe), lp).text
         assert c.tokens == w.tokens
+
+
+# ---------------------------------------------------------------------------------------------
+# Character LMs (asr lm build --unit char): lexicon-free, scored by KenLM in flashlight
+
+
+@pytest.fixture(scope="module")
+def char_lm(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("char-lm")
+    (d / "text.txt").write_text(LM_TEXT)
+    return build_lm(d / "text.txt", 6, d / "char6.arpa", backend="python", unit="char").path
+
+
+def test_char_lm_is_recognized_by_its_vocabulary(lm, char_lm):
+    assert is_char_lm(lm_vocabulary(char_lm)) and not is_char_lm(lm_vocabulary(lm))
+    assert beam(lm=str(char_lm)).char_lm and not beam(lm=str(lm)).char_lm
+
+
+def test_char_lm_prefers_a_word_but_lets_unseen_words_through(char_lm):
+    lp = emissions("the street", {8: {"a": 0.55, "e": 0.45}})  # "streat" is slightly more likely
+    assert decode(beam(lm=str(char_lm), lm_weight=0.0), lp).text == "the streat"
+    assert decode(beam(lm=str(char_lm)), lp).text == "the street"
+    lp = emissions("the zorblat was long")  # no lexicon: a word the LM never saw comes out when the audio is clear
+    assert decode(beam(lm=str(char_lm)), lp).text == "the zorblat was long"
+
+
+@pytest.mark.parametrize("lm_weight, word_score", [(1.0, 0.0), (0.7, -1.5)])
+def test_char_lm_score_is_acoustics_plus_weighted_letter_log10_probs(char_lm, lm_weight, word_score):
+    """One dominant path: its score = acoustic log-prob + lm_weight * log10 p(t h e | c a t | </s>) + word_score
+    per separator, the LM's probabilities read from the ARPA file by our own reader."""
+    lp = emissions("the cat")
+    arpa = read_arpa(char_lm)
+    letters, ctx, lm_total = [*"the|cat|", "</s>"], ("<s>",), 0.0
+    for c in letters:
+        lm_total += arpa.logprob(c, ctx)
+        ctx = (*ctx, c)[-(arpa.order - 1):]
+    h = decode(beam(lm=str(char_lm), lm_weight=lm_weight, word_score=word_score), lp)
+    assert h.text == "the cat"
+    acoustic = decode(GreedyDecoder(TOK), lp).score
+    assert h.score == pytest.approx(acoustic + lm_weight * lm_total + 2 * word_score, abs=1e-3)
+
+
+def test_char_lm_errors(char_lm, bpe, tmp_path):
+    write_lexicon(["the", "cat"], tmp_path / "lex.txt")
+    with pytest.raises(UserError, match="character LM; a lexicon needs a word LM"):
+        beam(lm=str(char_lm), lexicon=str(tmp_path / "lex.txt"))
+    with pytest.raises(UserError, match="hotwords need a word LM"):
+        beam(lm=str(char_lm), hotwords=["zorblat"])
+    with pytest.raises(UserError, match="BPE pieces"):
+        bpe_beam(bpe, lm=str(char_lm))

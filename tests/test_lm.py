@@ -157,3 +157,21 @@ def test_binary_lm(text, tmp_path):
 
     assert sorted(lm_vocabulary(res.path)) == sorted(g[0] for g in read_arpa(res.arpa).probs[0])
     assert math.isfinite(read_arpa(res.arpa).logprob("zzz"))
+
+
+def test_char_lm_spells_words_in_letters_closed_by_a_separator(tmp_path, capsys):
+    (tmp_path / "text.txt").write_text("The cat.\nA cat sat\n")
+    lm = read_arpa(build_lm(tmp_path / "text.txt", 4, tmp_path / "c.arpa", backend="python", unit="char").path)
+    assert {g[0] for g in lm.probs[0]} == {*"thecas|", BOS, EOS, UNK}
+    assert {("a", "t", "|", "s"), (BOS, "a", "|", "c"), ("e", "|", "c", "a")} <= set(lm.probs[3])
+    assert ("t", "|", EOS) in lm.probs[2]  # the last word is closed too
+    assert ("t", "c") not in lm.probs[1] and ("t", "|", "c") not in lm.probs[2]  # words join only through "|"
+    out = tmp_path / "cli.arpa"
+    assert main(["lm", "build", "--unit", "char", "--text", str(tmp_path / "text.txt"), "--out", str(out)]) == 0
+    assert read_arpa(out).order == 6  # the default order for characters
+    assert "read 2 sentences, 5 words" in capsys.readouterr().err
+    assert main(["lm", "build", "--unit", "char", "--text", str(tmp_path / "text.txt"), "--out", str(out),
+                 "--lexicon", str(tmp_path / "lex.txt")]) == 2
+    assert "a character LM has none" in capsys.readouterr().err
+    with pytest.raises(UserError, match="unknown LM unit"):
+        build_lm(tmp_path / "text.txt", 3, tmp_path / "x.arpa", unit="piece")
