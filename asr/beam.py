@@ -383,7 +383,8 @@ class BeamDecoder:
 
         folder = self._cached("auto_lexicon_dir", lambda: tempfile.TemporaryDirectory(prefix="asr-lexicon-"))
         path = Path(folder.name) / "lexicon.txt"
-        words = [w for w in lm_vocabulary(self.cfg.lm) if not w.startswith("<")] + list(self.hotwords)
+        vocab = self._cached("vocab", lambda: self._vocabulary(self.cfg.lm))
+        words = [w for w in vocab if not w.startswith("<")] + list(self.hotwords)
         if write_lexicon(words, path, self.tokenizer) == 0:
             raise UserError(f"LM {self.cfg.lm}: none of its words can be spelled with the model's tokens; "
                             f"set decoder.lexicon_free=true or build the LM from text in the model's alphabet")
