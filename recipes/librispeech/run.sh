@@ -12,7 +12,7 @@
 #   --config NAME             conf/NAME.yaml (default librispeech_100; librispeech_960 for any other train set)
 #   --bpe N                   sentencepiece BPE units, N pieces, instead of characters (default 0: characters)
 #   --avg N                   evaluate the average of the last N epochs' weights (default 5; 0: best.pt)
-#   --lm FILE                 also beam-search with this KenLM word LM (asr lm build; with --bpe too)
+#   --lm FILE                 also beam-search with this KenLM LM (asr lm build: words, with --bpe too; or --unit char)
 #   --decoder-config FILE     beam settings, e.g. conf/decoder/beam_tuned.yaml from tools/tune_lm.py
 #   --data DIR                manifests and statistics (default data/librispeech)
 #   --corpus DIR              where LibriSpeech/SUBSET/ is or goes (default DATA/download)
