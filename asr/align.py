@@ -17,9 +17,17 @@ the decoder's last emission of one word and first emission of the next, and each
 is aligned on its own frames: memory stays bounded for an hour. A single "word" longer
 than two pieces (a model that emits no separators, e.g. on noise) is timed from the
 decoder's own emission frames instead, confidence from the posteriors there.
+
+``align_text(log_probs, tokens, tokenizer, frame_s)`` does the same for a known transcript
+(``asr align``): the words of the text, however well the model heard them, and how far the
+forced path's log-probability per frame lies below the unconstrained best path's (``gap``, 0 when
+the model's greedy output is the transcript): large gaps point at transcripts that do not match
+their audio.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import torchaudio.functional as AF
@@ -28,6 +36,43 @@ from asr.decode import Hypothesis
 from asr.text import WORD_START, Tokenizer
 
 MAX_FRAMES = 1500  # longest piece aligned at once, output frames: 60 s at 40 ms
+MAX_CELLS = 100_000_000  # frames x (2 x tokens + 1) of one forced alignment: its int32 back-pointers, 400 MB
+
+
+@dataclass
+class TextAlignment:
+    words: list[dict]  # {"word", "start", "end", "confidence"} per word of the transcript, seconds
+    logprob: float  # the forced path's mean log-probability per output frame, natural log
+    gap: float  # the best unconstrained path's mean log-prob per frame minus ``logprob`` (>= 0)
+
+
+def ctc_min_frames(ids: list[int]) -> int:
+    """Fewest frames a CTC path needs: one per token, plus a blank between two equal neighbours."""
+    return len(ids) + sum(a == b for a, b in zip(ids, ids[1:]))
+
+
+def align_text(log_probs: torch.Tensor, tokens: list[int], tokenizer: Tokenizer, frame_s: float) -> TextAlignment:
+    """Forced alignment of a known token sequence (a transcript with its word separators) on (T', V) log-probs, in
+    one piece. Raises ValueError, saying why, when no CTC path fits or the table would be too large."""
+    log_probs = log_probs.detach().float().cpu()
+    n = log_probs.shape[0]
+    words = _word_spans(tokens, tokenizer)
+    if not words:
+        raise ValueError("the transcript has no words")
+    need = ctc_min_frames(tokens[words[0][0]: words[-1][1]])
+    if need > n:
+        raise ValueError(f"the transcript needs at least {need} output frames (one per token, and a blank between "
+                         f"repeated ones: {need * frame_s:.2f} s of audio); the audio gives {n} ({n * frame_s:.2f} s)")
+    if n * (2 * need + 1) > MAX_CELLS:
+        raise ValueError(f"too long to align in one piece ({n} frames x {need} tokens): cut the audio and "
+                         f"transcript into segments of a few minutes")
+    texts = [tokenizer.decode(tokens[a:b]).strip() for a, b in words]
+    got = _align_piece(log_probs, tokens, words, texts, tokenizer.blank, 0, frame_s)
+    if got is None:
+        raise ValueError("no CTC path emits this transcript in these frames")
+    aligned, path_logprob = got
+    best = float(log_probs.max(-1).values.sum())  # the best path, one token per frame (greedy)
+    return TextAlignment(aligned, path_logprob / n, max(0.0, best - path_logprob) / n)
 
 
 def align_words(log_probs: torch.Tensor, hyp: Hypothesis, tokenizer: Tokenizer, frame_s: float,
@@ -46,7 +91,8 @@ def align_words(log_probs: torch.Tensor, hyp: Hypothesis, tokenizer: Tokenizer, 
         if frames is not None and f1 - f0 > 2 * max_frames:  # one word longer than a piece
             out += _from_emissions(log_probs, tokens, frames, part, texts[w0:w1], frame_s)
             continue
-        aligned = _align_piece(log_probs[f0:f1], tokens, part, texts[w0:w1], tokenizer.blank, f0, frame_s)
+        got = _align_piece(log_probs[f0:f1], tokens, part, texts[w0:w1], tokenizer.blank, f0, frame_s)
+        aligned = got[0] if got is not None else None
         if aligned is None:  # no CTC path through these frames: cannot happen with the decoder's own path
             aligned = (_from_emissions(log_probs, tokens, frames, part, texts[w0:w1], frame_s) if frames
                        else _even_spread(texts[w0:w1], f1 - f0, frame_s, f0))
@@ -92,8 +138,9 @@ def _pieces(words: list[tuple[int, int]], frames: list[int] | None, n_frames: in
 
 
 def _align_piece(log_probs: torch.Tensor, tokens: list[int], words: list[tuple[int, int]], texts: list[str],
-                 blank: int, offset: int, frame_s: float) -> list[dict] | None:
-    """Forced-align the tokens of ``words`` (with the separators between them) on (T, V) log-probs."""
+                 blank: int, offset: int, frame_s: float) -> tuple[list[dict], float] | None:
+    """Forced-align the tokens of ``words`` (with the separators between them) on (T, V) log-probs: the words, and
+    the path's total log-probability."""
     first, end = words[0][0], words[-1][1]
     targets = torch.tensor([tokens[first:end]], dtype=torch.int32)  # (1, L)
     try:
@@ -109,7 +156,7 @@ def _align_piece(log_probs: torch.Tensor, tokens: list[int], words: list[tuple[i
         probs = torch.cat([scores[0, s.start: s.end] for s in ws]).exp()  # the word's aligned non-blank frames
         out.append({"word": text, "start": round((offset + ws[0].start) * frame_s, 3),
                     "end": round((offset + ws[-1].end) * frame_s, 3), "confidence": round(float(probs.mean()), 3)})
-    return out
+    return out, float(scores[0].sum())
 
 
 def _from_emissions(log_probs: torch.Tensor, tokens: list[int], frames: list[int], words: list[tuple[int, int]],

@@ -130,6 +130,23 @@ def build_parser() -> argparse.ArgumentParser:
     _decoder_args(s)
     s.set_defaults(func=cmd_transcribe)
 
+    s = sub.add_parser("align", help="word times of known transcripts (CTC forced alignment), and how well each fits",
+                       description="Aligns each manifest line's text (or --text in FILE) to its audio. Prints CTM "
+                                   "lines (ID 1 START DURATION WORD CONFIDENCE) or JSONL rows with the words, the "
+                                   "forced path's log-prob per frame and its gap below the model's best path: a large "
+                                   "gap means the transcript does not match what the model hears.")
+    s.add_argument("--model", required=True, type=Path, help="checkpoint, e.g. runs/demo/best.pt")
+    s.add_argument("--manifest", type=Path, default=None, help="JSONL manifest whose texts to align")
+    s.add_argument("file", nargs="?", type=Path, default=None, help="one audio file (with --text)")
+    s.add_argument("--text", default=None, help="the transcript of FILE")
+    s.add_argument("--format", choices=["ctm", "jsonl"], default="ctm", help="output format (default ctm)")
+    s.add_argument("--out", type=Path, default=None, help="write here (atomically) instead of stdout")
+    s.add_argument("--worst", type=int, default=5, metavar="N",
+                   help="list the N utterances with the largest gap on stderr (default 5; 0: none)")
+    s.add_argument("--threads", type=int, default=1, help="torch threads; 0: all cores (default 1, as transcribe)")
+    s.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (a GPU when there is one)")
+    s.set_defaults(func=cmd_align)
+
     s = sub.add_parser("export", help="export the model (log-mel features -> log-probs) to TorchScript or ONNX",
                        description="The log-mel front end stays in Python (asr.features.LogMel); see asr/export.py.")
     s.add_argument("--model", required=True, type=Path, help="checkpoint, e.g. runs/demo/best.pt")
@@ -430,6 +447,60 @@ def cmd_transcribe(args, _extra) -> int:
                 print(f"error: {failed[-1]}", file=sys.stderr, flush=True)
     if failed:
         print(f"error: {len(failed)} of {len(items)} files failed:", file=sys.stderr)
+        for msg in failed:
+            print(f"  {msg}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_align(args, _extra) -> int:
+    from tqdm import tqdm
+
+    from asr.io import atomic_open
+    from asr.manifest import read_manifest
+    from asr.transcribe import Recognizer
+
+    if (args.manifest is None) == (args.file is None):
+        raise UserError("give either --manifest FILE.jsonl or one audio FILE with --text")
+    if args.file is not None and args.text is None:
+        raise UserError(f"{args.file}: --text TRANSCRIPT is needed to align one file")
+    if args.manifest is not None:
+        jobs = [(u.id, u.audio, u.text) for u in read_manifest(args.manifest)]
+    else:
+        jobs = [(args.file.stem, str(args.file), args.text)]
+    _set_threads(args.threads)
+    rec = Recognizer(args.model, device=args.device)
+    rows, failed = [], []
+    for uid, audio, text in tqdm(jobs, desc="align", unit="utt", disable=len(jobs) < 2, file=sys.stderr):
+        try:
+            a = rec.align(audio, text)
+        except (UserError, ValueError) as e:
+            failed.append(f"{uid}: {e}")
+            rows.append({"id": uid, "audio": audio, "error": str(e)})
+            continue
+        rows.append({"id": uid, "audio": audio, "words": a.words, "logprob_per_frame": round(a.logprob, 4),
+                     "gap_per_frame": round(a.gap, 4)})
+    if args.format == "ctm":
+        lines = [f"{r['id']} 1 {w['start']:.3f} {w['end'] - w['start']:.3f} {w['word']} {w['confidence']:.3f}\n"
+                 for r in rows if "words" in r for w in r["words"]]
+    else:
+        lines = [json.dumps(r) + "\n" for r in rows]
+    if args.out is not None:
+        with atomic_open(args.out) as f:
+            f.writelines(lines)
+    else:
+        sys.stdout.writelines(lines)
+        sys.stdout.flush()
+    aligned = sorted((r for r in rows if "words" in r), key=lambda r: -r["gap_per_frame"])
+    print(f"aligned {len(aligned)} of {len(rows)} utterances" + (f"; written to {args.out}" if args.out else ""),
+          file=sys.stderr)
+    if args.worst and len(aligned) > 1:
+        print("largest gaps below the model's best path (nats per frame; a transcript that may not match):",
+              file=sys.stderr)
+        for r in aligned[: args.worst]:
+            print(f"  {r['gap_per_frame']:.3f}  {r['id']}", file=sys.stderr)
+    if failed:
+        print(f"error: {len(failed)} of {len(rows)} utterances could not be aligned:", file=sys.stderr)
         for msg in failed:
             print(f"  {msg}", file=sys.stderr)
         return 2

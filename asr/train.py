@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from asr import dist
+from asr.align import ctc_min_frames
 from asr.checkpoint import build_model, keep_epoch_checkpoint, load_checkpoint, model_state, save_checkpoint
 from asr.config import TrainConfig, check_ranges, to_dataclass
 from asr.data import Batch, BucketBatchSampler, UtteranceDataset, WaveBatch, collate, collate_waves, filter_by_duration
@@ -81,11 +82,6 @@ def _features_on_device(cfg: TrainConfig, device: torch.device) -> bool:
         raise UserError("data.features_on=device computes log-mels per batch, but data.cache_features=true computes "
                         "them once up front; set data.cache_features=false (or data.features_on=loader)")
     return where == "device" or (where == "auto" and device.type == "cuda" and not cfg.data.cache_features)
-
-
-def ctc_min_frames(ids: list[int]) -> int:
-    """Fewest frames a CTC path needs: one per token, plus a blank between two equal neighbours."""
-    return len(ids) + sum(a == b for a, b in zip(ids, ids[1:]))
 
 
 def train(cfg) -> Path:

@@ -38,7 +38,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from asr.align import align_words
+from asr.align import TextAlignment, align_text, align_words
 from asr.audio import SUPPORTED, load_audio, to_mono_resampled
 from asr.config import DecoderConfig
 from asr.decode import Hypothesis, build_decoder
@@ -47,6 +47,7 @@ from asr.errors import UserError
 from asr.features import LogMel
 from asr.longform import ArraySource, FileSource, LongFormConfig, windowed_log_probs
 from asr.model import SUBSAMPLING
+from asr.text import normalize_text
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")  # what a directory argument picks up
 CUE_WORDS = 7  # most words in one subtitle cue
@@ -111,23 +112,37 @@ class Recognizer:
         that long is read a window at a time, never whole. ``progress``: a tqdm bar for long
         audio (None: only on a terminal).
         """
+        lp, duration = self._audio_log_probs(audio, sample_rate, progress)
+        return self._finish(lp, duration, words, keep_log_probs)
+
+    def align(self, audio: str | os.PathLike | np.ndarray | torch.Tensor, text: str,
+              sample_rate: int | None = None) -> TextAlignment:
+        """Word times of a known transcript (normalized as in training) in ``audio`` (as ``transcribe`` takes it), by
+        CTC forced alignment, and how well it fits (``TextAlignment.gap``). ValueError when it cannot be aligned."""
+        tokens = self.tokenizer.encode(normalize_text(text).text)
+        if not tokens:
+            raise ValueError("the transcript has no words after normalization")
+        lp, _ = self._audio_log_probs(audio, sample_rate, progress=False)
+        return align_text(lp, tokens, self.tokenizer, self.frame_s)
+
+    def _audio_log_probs(self, audio, sample_rate: int | None, progress: bool | None) -> tuple[torch.Tensor, float]:
+        """(T', V) log-probs of a path or an array (windowed when long) and the audio's duration in seconds."""
         if isinstance(audio, (str, os.PathLike)):
             duration = _file_duration(Path(audio))
             if duration > self.longform.threshold_s:
                 with FileSource(audio, self.sample_rate) as src:
                     lp = windowed_log_probs(self.model, self.logmel, src, self.longform, self.device, progress,
                                             desc=Path(audio).name)
-                return self._finish(lp, src.num_samples / self.sample_rate, words, keep_log_probs)
+                return lp, src.num_samples / self.sample_rate
             wav = load_audio(audio, self.sample_rate)
         else:
             arr = audio.numpy() if isinstance(audio, torch.Tensor) else np.asarray(audio)
             wav = to_mono_resampled(arr, sample_rate or self.sample_rate, self.sample_rate)
         duration = wav.numel() / self.sample_rate
         if duration > self.longform.threshold_s:
-            lp = windowed_log_probs(self.model, self.logmel, ArraySource(wav), self.longform, self.device, progress)
-        else:
-            lp = self.log_probs(wav)
-        return self._finish(lp, duration, words, keep_log_probs)
+            return windowed_log_probs(self.model, self.logmel, ArraySource(wav), self.longform, self.device,
+                                      progress), duration
+        return self.log_probs(wav), duration
 
     @torch.no_grad()
     def log_probs(self, wav: torch.Tensor) -> torch.Tensor:

@@ -105,7 +105,7 @@ def test_flip_and_packed_lstm_agree():
 
 def test_ctc_min_frames_is_exactly_feasibility():
     """An utterance with ctc_min_frames(ids) frames has a finite CTC loss; one frame fewer is infinite."""
-    from asr.train import ctc_min_frames
+    from asr.align import ctc_min_frames
 
     tok = CharTokenizer()
     for text in ["hello", "aaa", "book keeper", "ab"]:

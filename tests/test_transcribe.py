@@ -1,6 +1,7 @@
 """Transcription for users: word alignment, subtitles, long audio in windows, batches, the plot."""
 
 import json
+import math
 import re
 
 import numpy as np
@@ -11,7 +12,7 @@ import torch.nn.functional as F
 
 import asr.longform
 import asr.transcribe
-from asr.align import align_words
+from asr.align import align_text, align_words
 from asr.audio import load_audio
 from asr.cli import main
 from asr.decode import GreedyDecoder
@@ -19,6 +20,7 @@ from asr.longform import FileSource, LongFormConfig, windowed_log_probs
 from asr.model import conv_out_lengths
 from asr.text import CharTokenizer
 from asr.transcribe import Recognizer, cues, timestamp, to_srt, to_vtt
+from conftest import fsdd_manifest
 
 TOK = CharTokenizer()
 FRAME_S = 0.04
@@ -315,3 +317,52 @@ def test_cli_plot(tiny_model, librispeech_sample, tmp_path, capsys):
     assert main(["transcribe", "--model", str(tiny_model), "--plot", str(png), str(flac)]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
     assert re.match(rf"{re.escape(str(flac))}\t", capsys.readouterr().out)
+
+
+# ---------------------------------------------------------------------------------------------- asr align
+
+
+def test_align_text_of_the_greedy_output_has_no_gap_and_the_decoders_times():
+    emit = {5: ("h", 0.9), 6: ("i", 0.9), 7: ("i", 0.9), 12: (" ", 0.9), 20: ("y", 0.9), 21: ("o", 0.6)}
+    lp = peaky(emit, 40)
+    a = align_text(lp, TOK.encode("hi yo"), TOK, FRAME_S)
+    assert a.words == decode_and_align(lp)  # the transcript is what the model heard: the same words and times
+    assert a.gap == pytest.approx(0.0, abs=1e-6)
+    assert a.logprob == pytest.approx(float(lp.max(-1).values.mean()), abs=1e-5)
+
+
+def test_align_text_of_a_wrong_transcript_has_a_gap_and_still_times_its_words():
+    emit = {5: ("h", 0.9), 6: ("i", 0.9), 12: (" ", 0.9), 20: ("y", 0.9), 21: ("o", 0.9)}
+    lp = peaky(emit, 40)
+    a = align_text(lp, TOK.encode("ha yo"), TOK, FRAME_S)  # "a" where the model heard "i"
+    assert [w["word"] for w in a.words] == ["ha", "yo"]
+    assert a.words[1]["start"] == pytest.approx(20 * FRAME_S)
+    # the forced path takes "a" (p = 0.1 / 28) instead of "i" (0.9) in one frame: the gap is that frame's loss / T
+    assert a.gap == pytest.approx(math.log(0.9 / (0.1 / (len(TOK) - 1))) / 40, rel=1e-3)
+
+
+def test_align_text_refuses_a_transcript_the_frames_cannot_hold():
+    lp = peaky({1: ("a", 0.9)}, 6)
+    with pytest.raises(ValueError, match=r"at least 7 output frames .* the audio gives 6"):
+        align_text(lp, TOK.encode("aa bb"), TOK, FRAME_S)  # 5 tokens + 2 blanks between repeats
+
+
+def test_cli_align_manifest_and_one_file(tiny_model, fsdd, tmp_path, capsys):
+    files = sorted(fsdd.glob("*_george_*.wav"))[:3]
+    manifest = fsdd_manifest(tmp_path / "m.jsonl", files)
+    rows = [json.loads(x) for x in manifest.read_text().splitlines()]
+    rows[1]["text"] = "ZERO " * 40  # too many words for a short digit: reported, the others still written
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "a.ctm"
+    assert main(["align", "--model", str(tiny_model), "--manifest", str(manifest), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "aligned 2 of 3 utterances" in err and f"{rows[1]['id']}: the transcript needs at least" in err
+    lines = [x.split() for x in out.read_text().splitlines()]
+    assert [(x[0], x[4]) for x in lines] == [(r["id"], r["text"].lower()) for r in (rows[0], rows[2])]
+    assert all(x[1] == "1" and float(x[2]) >= 0 and float(x[3]) > 0 and 0 <= float(x[5]) <= 1 for x in lines)
+    assert main(["align", "--model", str(tiny_model), str(files[0]), "--text", rows[0]["text"],
+                 "--format", "jsonl"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["id"] == files[0].stem and row["gap_per_frame"] >= 0 and len(row["words"]) == 1
+    assert main(["align", "--model", str(tiny_model), str(files[0])]) == 2
+    assert "--text TRANSCRIPT is needed" in capsys.readouterr().err
