@@ -445,12 +445,7 @@ def cmd_transcribe(args, _extra) -> int:
             except OSError as e:
                 failed.append(f"{outs[i]}: cannot write ({e.strerror})")
                 print(f"error: {failed[-1]}", file=sys.stderr, flush=True)
-    if failed:
-        print(f"error: {len(failed)} of {len(items)} files failed:", file=sys.stderr)
-        for msg in failed:
-            print(f"  {msg}", file=sys.stderr)
-        return 2
-    return 0
+    return _exit_status(failed, f"of {len(items)} files failed")
 
 
 def cmd_align(args, _extra) -> int:
@@ -499,12 +494,17 @@ def cmd_align(args, _extra) -> int:
               file=sys.stderr)
         for r in aligned[: args.worst]:
             print(f"  {r['gap_per_frame']:.3f}  {r['id']}", file=sys.stderr)
-    if failed:
-        print(f"error: {len(failed)} of {len(rows)} utterances could not be aligned:", file=sys.stderr)
-        for msg in failed:
-            print(f"  {msg}", file=sys.stderr)
-        return 2
-    return 0
+    return _exit_status(failed, f"of {len(rows)} utterances could not be aligned")
+
+
+def _exit_status(failed: list[str], what: str) -> int:
+    """0, or 2 after listing the items that failed ("error: 2 of 5 files failed:" and a line each)."""
+    if not failed:
+        return 0
+    print(f"error: {len(failed)} {what}:", file=sys.stderr)
+    for msg in failed:
+        print(f"  {msg}", file=sys.stderr)
+    return 2
 
 
 def _set_threads(n: int) -> None:
