@@ -63,9 +63,8 @@ import torch
 from asr.decode import Hypothesis
 from asr.errors import UserError
 from asr.io import atomic_open
-from asr.text import WORD_START, BPETokenizer, CharTokenizer, Tokenizer, normalize_text
+from asr.text import WORD_SEP, WORD_START, BPETokenizer, CharTokenizer, Tokenizer, normalize_text
 
-WORD_SEP = "|"  # flashlight's name for our " " token (its silence token)
 UNK = "<unk>"
 _NO = -1e30  # log-prob of impossible tokens in the closing frame; finite to keep flashlight's arithmetic finite
 
@@ -434,8 +433,9 @@ class BeamDecoder:
         """flashlight's lexicon-free decoder with a character LM that KenLM scores in C++ at each emitted token: no
         Python in the search's inner loop, where ``_WordLM`` is called per (hypothesis, token). ``word_score`` is
         added at each word separator emitted (flashlight's sil_score); the LM's ``|`` ends words the same way.
-        Measured on bench_beam.py's 100 demo test utterances (beam 50, 1 thread): a 6-gram of the benchmark's text
-        gave 13-14 % WER in 1.3 ms per second of audio; pyctcdecode with a word 3-gram 12.4 % in 5.0 ms."""
+        Measured on bench_beam.py's 100 demo test utterances (beam 50, 1 thread, weights tuned on dev): a 6-gram of
+        the benchmark's text gave 14.8 % WER in 1.5 ms per second of audio; pyctcdecode with a word 3-gram of the
+        same text 12.4 % in 5.6 ms, our word-LM adapter 12.9 % in 12.5 ms."""
         from flashlight.lib.text.decoder import CriterionType, LexiconFreeDecoder, LexiconFreeDecoderOptions
 
         c = self.cfg

@@ -39,11 +39,10 @@ from typing import Iterable, Iterator
 
 from asr.errors import UserError
 from asr.io import atomic_open
-from asr.text import normalize_text
+from asr.text import WORD_SEP, normalize_text
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 MAX_ORDER = 6  # tools/build_kenlm.sh builds KenLM with KENLM_MAX_ORDER=6, as flashlight-text's wheel has it
-CHAR_SEP = "|"  # closes each word of a character LM: flashlight's word separator (asr.beam.WORD_SEP)
 UNITS = ("word", "char")
 FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)  # D1, D2, D3+ when count-of-counts cannot give them (lmplz's defaults)
 _LIBRISPEECH_ID = re.compile(r"^\d+-\d+-\d+\s+")  # "1089-134686-0000 HE HOPED ..." in *.trans.txt
@@ -92,7 +91,7 @@ def read_sentences(paths: Iterable[str | os.PathLike], stats: TextStats | None =
                     if stats is not None:
                         stats.sentences += 1
                         stats.words += len(words)
-                    yield words if unit == "word" else [c for w in words for c in (*w, CHAR_SEP)]
+                    yield words if unit == "word" else [c for w in words for c in (*w, WORD_SEP)]
 
 
 def write_normalized(paths: Iterable[str | os.PathLike], out: str | os.PathLike, unit: str = "word") -> TextStats:

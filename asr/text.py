@@ -59,6 +59,7 @@ def normalize_text(text: str) -> Normalized:
 
 
 WORD_START = "\u2581"  # sentencepiece's mark on a piece that starts a word
+WORD_SEP = "|"  # the word separator in flashlight's tokens (our " "), lexicons and character LMs (asr.lm, asr.beam)
 
 
 class _BlankFirst:
