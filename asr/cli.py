@@ -221,7 +221,9 @@ def _decoder_args(s: argparse.ArgumentParser) -> None:
     b = s.add_argument_group("beam search (asr/config.py DecoderConfig has the units)")
     b.add_argument("--decoder-config", type=Path, default=None,
                    help="decoder YAML, e.g. conf/decoder/beam_tuned.yaml from tools/tune_lm.py; flags override it")
-    b.add_argument("--lm", type=Path, default=None, help="KenLM ARPA or binary word LM (asr lm build)")
+    b.add_argument("--lm", type=Path, default=None,
+                   help="KenLM ARPA or binary LM (asr lm build): of words, or of characters (--unit char: any "
+                        "spelling can come out, no lexicon)")
     b.add_argument("--lm-weight", type=float, default=None, help="multiplies the LM log10 probabilities")
     b.add_argument("--word-score", type=float, default=None, help="bonus per word")
     b.add_argument("--beam-size", type=int, default=None, help="hypotheses kept per frame")
