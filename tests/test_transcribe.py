@@ -10,6 +10,7 @@ import soundfile as sf
 import torch
 import torch.nn.functional as F
 
+import asr.align
 import asr.longform
 import asr.transcribe
 from asr.align import align_text, align_words
@@ -341,10 +342,14 @@ def test_align_text_of_a_wrong_transcript_has_a_gap_and_still_times_its_words():
     assert a.gap == pytest.approx(math.log(0.9 / (0.1 / (len(TOK) - 1))) / 40, rel=1e-3)
 
 
-def test_align_text_refuses_a_transcript_the_frames_cannot_hold():
+def test_align_text_refuses_a_transcript_the_frames_cannot_hold(monkeypatch):
     lp = peaky({1: ("a", 0.9)}, 6)
     with pytest.raises(ValueError, match=r"at least 7 output frames .* the audio gives 6"):
         align_text(lp, TOK.encode("aa bb"), TOK, FRAME_S)  # 5 tokens + 2 blanks between repeats
+    assert align_text(peaky({}, 7), TOK.encode("aa bb"), TOK, FRAME_S).words  # 7 frames hold it
+    monkeypatch.setattr(asr.align, "MAX_CELLS", 7 * 15 - 1)  # the table of 7 frames x (2 x 7 + 1) states
+    with pytest.raises(ValueError, match="too long to align in one piece"):
+        align_text(peaky({}, 7), TOK.encode("aa bb"), TOK, FRAME_S)
 
 
 def test_cli_align_manifest_and_one_file(tiny_model, fsdd, tmp_path, capsys):
