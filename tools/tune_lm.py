@@ -113,6 +113,23 @@ def coordinate_search(trials: Trials, weights: list[float], scores: list[float],
             break
 
 
+def edge_hints(best: tuple[float, float], weights: list[float], scores: list[float]) -> list[str]:
+    """What to widen when the best point sits at the end of a searched list: the optimum may lie beyond it (no hint
+    for lm_weight at its lowest: a weight below 0 would reward unlikely words)."""
+    hints = []
+    for name, flag, value, grid in (("lm_weight", "--lm-weights", best[0], weights),
+                                    ("word_score", "--word-scores", best[1], scores)):
+        if len(grid) < 2:
+            continue
+        if value == grid[-1]:
+            hints.append(f"{name} {value:g} is the largest tried: the best may lie above it; add larger values to "
+                         f"{flag}")
+        elif value == grid[0] and name == "word_score":
+            hints.append(f"{name} {value:g} is the smallest tried: the best may lie below it; add smaller values to "
+                         f"{flag}")
+    return hints
+
+
 def table(trials: Trials) -> str:
     lines = [f"{'lm_weight':>9} {'word_score':>10} {'WER %':>7} {'CER %':>7} {'s':>6}"]
     for (w, s), (wer, cer, secs) in sorted(trials.results.items()):
@@ -151,6 +168,8 @@ def main(argv=None) -> int:
     print(report)
     print(f"best: lm_weight {w} word_score {s}: WER {100 * wer:.2f} (lm_weight 0: {100 * no_lm[0]:.2f}), "
           f"CER {100 * cer:.2f}")
+    for hint in edge_hints((w, s), weights, scores):
+        print(f"note: {hint}", file=sys.stderr)
     header = (f"Beam search tuned by tools/tune_lm.py on {args.manifest} ({len(ds)} utterances)\n"
               f"model {args.model}; WER {100 * wer:.2f} % (lm_weight 0: {100 * no_lm[0]:.2f} %)\n"
               f"command: {' '.join(sys.argv)}\n\n{report}\n")
