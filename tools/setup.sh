@@ -18,9 +18,9 @@ stamp=".venv/.installed-$(cat constraints.txt pyproject.toml | sha1sum | cut -c1
 if [ ! -f "$stamp" ]; then
   echo "setup: installing Python packages into .venv (torch is large: a minute or two)" >&2
   # torch's CUDA build and its nvidia-* libraries take about 6.2 GB in .venv (measured); say so before pip fails
-  free_gb=$(df -Pk .venv | awk 'NR==2 {printf "%.1f", $4 / 1048576}')
-  if awk -v f="$free_gb" 'BEGIN {exit !(f < 7)}'; then
-    echo "setup: warning: only $free_gb GB free on the disk of $(pwd)/.venv; the packages need about 6.5 GB." \
+  free_gb() { df -Pk .venv | awk 'NR==2 {printf "%.1f", $4 / 1048576}'; }
+  if awk -v f="$(free_gb)" 'BEGIN {exit !(f < 7)}'; then
+    echo "setup: warning: only $(free_gb) GB free on the disk of $(pwd)/.venv; the packages need about 6.5 GB." \
          "If pip fails with 'No space left on device', free space there (or clone elsewhere) and run this again" >&2
   fi
   # --no-compile: pip would byte-compile all of torch's files (35 s of 114 measured on 2 cores); Python compiles
@@ -28,7 +28,7 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/pip install -q --no-compile --disable-pip-version-check -c constraints.txt -e ".[dev,beam]" 2>&1 \
     | grep -v "^WARNING: Location" || true
   .venv/bin/python -c "import torch, torchaudio, soundfile, hydra, jiwer" \
-    || { echo "setup: the Python packages did not install (disk of .venv: $(df -Pk .venv | awk 'NR==2 {printf "%.1f", $4 / 1048576}') GB free, about 6.5 GB needed); see the pip output above" >&2; exit 1; }
+    || { echo "setup: the Python packages did not install (disk of .venv: $(free_gb) GB free, about 6.5 GB needed); see the pip output above" >&2; exit 1; }
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
