@@ -127,6 +127,10 @@ class TrainConfig:
     save_every: int = 0  # also checkpoint every N optimizer steps (0: at epoch ends only)
     resume: bool = True  # continue from run_dir/last.pt when it exists
     keep_epochs: int = 0  # also keep epoch-N.pt (weights only) for the last N epochs, for `asr average` (0: none)
+    init_from: Optional[str] = None  # checkpoint whose weights, normalization statistics and tokens start this run
+    #                                  (fine-tuning a trained model on new data); its features and layer sizes must
+    #                                  be this config's; data.stats, when set, replaces its statistics; ignored when
+    #                                  the run resumes from run_dir/last.pt; None: random initialization
     features: FeatureConfig = field(default_factory=FeatureConfig)
     specaug: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
     model: ModelConfig = field(default_factory=ModelConfig)

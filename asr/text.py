@@ -206,7 +206,8 @@ def build_tokenizer(cfg, train_texts: Iterable[str] | None = None) -> Tokenizer:
     """The tokenizer for training with ``cfg`` (a TrainConfig).
 
     Resuming (``cfg.resume`` and ``RUN_DIR/last.pt``): the checkpoint's tokenizer, whatever
-    ``cfg.tokenizer`` says, since the model's output layer was sized for it. Otherwise
+    ``cfg.tokenizer`` says, since the model's output layer was sized for it. Fine-tuning
+    (``cfg.init_from``): that checkpoint's tokenizer, of the type ``cfg.tokenizer`` names. Otherwise
     ``char``, or ``bpe`` loaded from ``tokenizer.model`` (default ``RUN_DIR/bpe.model``),
     trained there first from ``train_texts`` (default: the normalized transcripts of
     ``data.train_manifest``) when the file does not exist. Under DDP rank 0 trains it.
@@ -222,6 +223,15 @@ def build_tokenizer(cfg, train_texts: Iterable[str] | None = None) -> Tokenizer:
         if d.get("type") != cfg.tokenizer.type:
             print(f"warning: {last} was trained with {d.get('type')} tokens; tokenizer.type={cfg.tokenizer.type} "
                   f"is ignored while resuming", file=sys.stderr)
+        return tokenizer_from_dict(d)
+    if cfg.init_from:  # fine-tuning: the output layer was trained for the checkpoint's tokens
+        from asr.checkpoint import load_checkpoint
+
+        d = load_checkpoint(cfg.init_from)["tokenizer"]
+        if d.get("type") != cfg.tokenizer.type:
+            raise UserError(f"init_from={cfg.init_from} was trained with {d.get('type')} tokens, but "
+                            f"tokenizer.type={cfg.tokenizer.type}: set tokenizer.type={d.get('type')} (its tokens "
+                            f"are used) or start from another checkpoint")
         return tokenizer_from_dict(d)
     t = cfg.tokenizer
     if t.type == "char":

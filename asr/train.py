@@ -119,8 +119,12 @@ def train(cfg) -> Path:
     if cfg.resume and last.is_file():
         _resume(last, cfg, model, opt, state)
     else:
-        # global mean/var normalization from the training set (precomputed by `asr stats` for large corpora)
-        model.norm.set_stats(*(load_stats(cfg.data.stats, cfg.features) if cfg.data.stats else train_ds.stats()))
+        if cfg.init_from:  # weights and statistics of a trained model (fine-tuning)
+            _load_fitting(Path(cfg.init_from), cfg, model, "start from it")
+            print(f"starting from {cfg.init_from}'s weights", file=sys.stderr)
+        if cfg.data.stats or not cfg.init_from:
+            # global mean/var normalization from the training set (precomputed by `asr stats` for large corpora)
+            model.norm.set_stats(*(load_stats(cfg.data.stats, cfg.features) if cfg.data.stats else train_ds.stats()))
     model.to(device)
     ddp_model = dist.wrap(model, device)
     if rank == 0:
@@ -256,29 +260,43 @@ def _dev_scores(result, n: int, device: torch.device) -> tuple[float, float, flo
 
 
 def _resume(last: Path, cfg: TrainConfig, model, opt, state: dict) -> None:
-    """Load ``last`` into model, optimizer, training state and RNG; a one-line error when it does not fit.
+    """Load ``last`` into model, optimizer, training state and RNG; a one-line error when it does not fit."""
+    ckpt = _load_fitting(last, cfg, model, "resume", fix="use another run_dir, the settings it was trained with, "
+                                                          "or resume=false to start over in it")
+    opt.load_state_dict(ckpt["optimizer"])
+    state.update(ckpt["train_state"])
+    torch.set_rng_state(ckpt["rng"])
+    print(f"resuming {last}: epoch {state['epoch'] + 1}, batch {state['batch']}, step {state['step']}",
+          file=sys.stderr)
 
-    A run directory resumes only with the features and layer shapes it was trained with: other features
-    would load without complaint and silently feed the model inputs it never saw.
+
+# Model settings that change what the weights compute without changing their shapes.
+_SAME_INPUTS = ("utterance_cmn",)
+
+
+def _load_fitting(path: Path, cfg: TrainConfig, model, action: str,
+                  fix: str = "use the features and model settings it was trained with") -> dict:
+    """Load checkpoint ``path``'s weights into ``model``; returns the checkpoint. A one-line error when it does
+    not fit: its features, input normalization or layer shapes differ from ``cfg``'s.
+
+    Other features or a per-utterance normalization would load without complaint and silently feed the
+    weights inputs they never saw; other dropout or a new number of epochs are fine.
     """
-    ckpt = load_checkpoint(last)
+    ckpt = load_checkpoint(path)
     old = ckpt.get("config", {})
     diffs = [f"{sec}.{k}={old[sec].get(k)!r} there, {v!r} now" for sec in ("features", "model")
              for k, v in asdict(getattr(cfg, sec)).items() if sec in old and old[sec].get(k) != v]
-    why = "features differ" if any(d.startswith("features.") for d in diffs) else None
+    why = ("features differ" if any(d.startswith("features.") for d in diffs) else
+           "input normalization differs" if any(d.startswith(f"model.{k}=") for k in _SAME_INPUTS for d in diffs)
+           else None)
     if why is None:
         try:
             model.load_state_dict(ckpt["model"])
         except RuntimeError:
             why = "layer shapes differ"
     if why:
-        raise UserError(f"{last}: cannot resume: {why} ({'; '.join(diffs) or 'tokenizer or vocabulary'}); use another "
-                        f"run_dir, the settings it was trained with, or resume=false to start over in it")
-    opt.load_state_dict(ckpt["optimizer"])
-    state.update(ckpt["train_state"])
-    torch.set_rng_state(ckpt["rng"])
-    print(f"resuming {last}: epoch {state['epoch'] + 1}, batch {state['batch']}, step {state['step']}",
-          file=sys.stderr)
+        raise UserError(f"{path}: cannot {action}: {why} ({'; '.join(diffs) or 'tokenizer or vocabulary'}); {fix}")
+    return ckpt
 
 
 def _step(model, opt, batch, device, amp, lr: float, clip: float):

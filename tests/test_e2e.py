@@ -235,3 +235,27 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--version"])
     assert e.value.code == 0 and capsys.readouterr().out.strip() == f"asr {version('asr')}"
+
+
+def test_init_from_starts_with_the_checkpoints_weights_and_statistics(tiny_model, digit_manifests, tmp_path):
+    """init_from=CKPT (fine-tuning): the new run starts from CKPT's weights and normalization statistics, not
+    from a random model and the new training set's statistics. With a learning rate of 1e-9 one epoch leaves
+    them where they were; data.stats, when given, replaces the statistics."""
+    from asr.config import FeatureConfig
+    from asr.stats import load_stats
+
+    base = tiny_overrides(tmp_path / "ft", *digit_manifests, epochs=1) + [
+        f"init_from={tiny_model}", "optim.lr=1e-9", "optim.weight_decay=0", "model.forget_bias=1.0"]
+    train(compose(base))
+    start, tuned = load_checkpoint(tiny_model)["model"], load_checkpoint(tmp_path / "ft" / "last.pt")["model"]
+    assert tuned.keys() == start.keys()
+    for k in start:
+        assert torch.allclose(tuned[k].float(), start[k].float(), atol=1e-5), k
+    stats = tmp_path / "stats.json"  # of other audio than the checkpoint's statistics (its training set)
+    assert main(["stats", "--manifest", str(digit_manifests[1]), "--out", str(stats)]) == 0
+    mean, _ = load_stats(str(stats), FeatureConfig())
+    train(compose(base + [f"run_dir={tmp_path / 'ft2'}", f"data.stats={stats}"]))
+    tuned2 = load_checkpoint(tmp_path / "ft2" / "last.pt")["model"]
+    assert torch.allclose(tuned2["norm.mean"], mean.float()) and not torch.allclose(tuned2["norm.mean"],
+                                                                                   start["norm.mean"])
+    assert torch.allclose(tuned2["out.weight"], start["out.weight"], atol=1e-5)

@@ -133,3 +133,25 @@ def test_resume_with_other_settings_is_a_clear_error(digit_manifests, tmp_path, 
         train(compose(base + ["optim.epochs=2"] + change))
     train(compose(base + ["optim.epochs=2", "optim.lr=1e-3"]))  # resumes and finishes epoch 2
     assert load_checkpoint(run / "last.pt")["train_state"]["epoch"] == 2
+
+
+@pytest.mark.parametrize("change, message", [
+    (["model.hidden=16"], r"cannot start from it: layer shapes differ \(model.hidden=32 there, 16 now\)"),
+    (["features.n_mels=40"], r"cannot start from it: features differ \(features.n_mels=80 there, 40 now\)"),
+    (["model.utterance_cmn=true"], r"cannot start from it: input normalization differs "
+                                   r"\(model.utterance_cmn=False there, True now\)"),
+    (["tokenizer=bpe"], r"trained with char tokens, but tokenizer.type=bpe: set tokenizer.type=char"),
+])
+def test_init_from_a_model_that_does_not_fit_is_a_clear_error(tiny_model, digit_manifests, tmp_path, change,
+                                                               message):
+    """Fine-tuning starts only from a checkpoint with this run's features, normalization, layer shapes and
+    token type; nothing is written before the error."""
+    run = tmp_path / "run"
+    with pytest.raises(UserError, match=message):
+        train(compose(tiny_overrides(run, *digit_manifests, epochs=1) + [f"init_from={tiny_model}"] + change))
+    assert not run.exists()
+
+
+def test_init_from_a_missing_checkpoint_is_a_clear_error(digit_manifests, tmp_path):
+    with pytest.raises(UserError, match="none.pt: no such checkpoint"):
+        train(compose(tiny_overrides(tmp_path / "run", *digit_manifests) + [f"init_from={tmp_path}/none.pt"]))
