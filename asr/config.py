@@ -122,7 +122,9 @@ class TrainConfig:
     run_dir: str = "runs/demo"  # checkpoints, metrics, plots and the resolved config go here
     seed: int = 0  # seeds model init, batch order and augmentation
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16
+    precision: str = "auto"  # fp32 | bf16 | fp16 (with a loss scaler; for GPUs without native bf16, e.g. V100, T4) |
+    #                          auto: bf16 on a GPU with native bf16 (compute capability 8.0+), fp16 on older GPUs,
+    #                          fp32 on CPU
     threads: int = 0  # CPU threads for torch (0: all cores)
     save_every: int = 0  # also checkpoint every N optimizer steps (0: at epoch ends only)
     resume: bool = True  # continue from run_dir/last.pt when it exists
@@ -212,14 +214,14 @@ _RANGES: dict[str, str] = {
 
 # Settings that take one of a few words (the device is checked where it is picked: it depends on the machine).
 _CHOICES: list[tuple[str, tuple[str, ...]]] = [
-    ("precision", ("auto", "fp32", "bf16")), ("model.rnn_impl", ("auto", "packed", "flip", "full")),
+    ("precision", ("auto", "fp32", "bf16", "fp16")), ("model.rnn_impl", ("auto", "packed", "flip", "full")),
     ("data.features_on", ("auto", "loader", "device")), ("decoder.type", ("greedy", "beam")),
 ]
 
 
 def check_ranges(cfg: TrainConfig) -> None:
     """Raise UserError naming every value outside its range (``model.layers=0: must be > 0``) or its choices
-    (``precision=fp16: expected auto, fp32 or bf16``), before any work."""
+    (``precision=fp8: expected auto, fp32, bf16 or fp16``), before any work."""
     from asr.errors import UserError
 
     def value_of(key: str):

@@ -75,6 +75,26 @@ def load_split(path: str, cfg: TrainConfig, logmel: LogMel, tok: CharTokenizer, 
     return ds
 
 
+FP16_INIT_SCALE = 2.0**16  # GradScaler's first loss scale (its default); halved after each overflow
+PRECISION_NAMES = {torch.bfloat16: "bf16", torch.float16: "fp16"}
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``precision`` (a TrainConfig.precision) on ``device``; None: fp32, no autocast.
+
+    auto: bf16 on a GPU that computes it natively (compute capability 8.0 and up: A100, H100, RTX 30xx+),
+    fp16 on older GPUs (V100, T4, RTX 20xx), whose bf16 is emulated or missing; fp32 on CPU.
+    """
+    # torch.cuda.is_bf16_supported() says True on a T4 (emulation); compute capability 8 is what computes bf16
+    native_bf16 = device.type == "cuda" and torch.cuda.get_device_capability(device)[0] >= 8
+    if precision == "auto":
+        return None if device.type != "cuda" else torch.bfloat16 if native_bf16 else torch.float16
+    if precision == "bf16" and device.type == "cuda" and not native_bf16:
+        print(f"warning: precision=bf16 on {torch.cuda.get_device_name(device)}, which has no native bf16: slow or "
+              f"unsupported there; precision=fp16 (or auto) is the fast choice", file=sys.stderr)
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
 def _features_on_device(cfg: TrainConfig, device: torch.device) -> bool:
     """Whether training batches get their log-mels on ``device`` (data.features_on) rather than in the loader."""
     where = cfg.data.features_on  # one of auto, loader, device (check_ranges)
@@ -97,7 +117,9 @@ def train(cfg) -> Path:
     device = dist.pick_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    amp = torch.bfloat16 if (cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")) else None
+    amp = autocast_dtype(cfg.precision, device)
+    # fp16 gradients under- and overflow without a loss scale; disabled (a pass-through) otherwise
+    scaler = torch.amp.GradScaler(device.type, init_scale=FP16_INIT_SCALE, enabled=amp is torch.float16)
     torch.manual_seed(cfg.seed)
     tok = build_tokenizer(cfg)  # char, or BPE trained on the training transcripts (the checkpoint's on resume)
     logmel = LogMel(cfg.features)
@@ -117,7 +139,7 @@ def train(cfg) -> Path:
              "since_best": 0}  # since_best: epochs in a row without a better dev WER (optim.patience)
     last = run_dir / "last.pt"
     if cfg.resume and last.is_file():
-        _resume(last, cfg, model, opt, state)
+        _resume(last, cfg, model, opt, state, scaler)
     else:
         if cfg.init_from:  # weights and statistics of a trained model (fine-tuning)
             _load_fitting(Path(cfg.init_from), cfg, model, "start from it")
@@ -136,12 +158,13 @@ def train(cfg) -> Path:
     if rank == 0:
         print(f"model: {model.num_params() / 1e6:.2f} M parameters; train {len(train_ds)} utterances "
               f"({sum(u.duration for u in train_ds.utts) / 3600:.2f} h), {len(sampler)} batches/epoch, "
-              f"device {device}{', bf16' if amp else ''}", file=sys.stderr)
+              f"device {device}{', ' + PRECISION_NAMES[amp] if amp else ''}", file=sys.stderr)
 
     def checkpoint(name: str = "last.pt") -> None:
         if rank == 0:
             save_checkpoint(run_dir / name, {**model_state(model, cfg, tok), "optimizer": opt.state_dict(),
-                                             "train_state": dict(state), "rng": torch.get_rng_state()})
+                                             "train_state": dict(state), "rng": torch.get_rng_state(),
+                                             "scaler": scaler.state_dict()})
 
     stop = _StopFlag()
     try:
@@ -160,7 +183,7 @@ def train(cfg) -> Path:
                 if isinstance(batch, WaveBatch):
                     batch = batch.featurize(device_logmel)
                 lr_now = lr_at(state["step"], total_steps, cfg.optim)
-                loss, gnorm, lr = _step(ddp_model, opt, batch, device, amp, lr_now, cfg.optim.clip_norm)
+                loss, gnorm, lr = _step(ddp_model, opt, batch, device, amp, lr_now, cfg.optim.clip_norm, scaler)
                 state["batch"] += 1
                 if loss is None:  # gnorm says why
                     _count_skipped(state, gnorm, batch, cfg)
@@ -259,11 +282,14 @@ def _dev_scores(result, n: int, device: torch.device) -> tuple[float, float, flo
     return t[0] / max(t[1], 1), t[2] / max(t[3], 1), t[4] / max(t[5], 1)
 
 
-def _resume(last: Path, cfg: TrainConfig, model, opt, state: dict) -> None:
-    """Load ``last`` into model, optimizer, training state and RNG; a one-line error when it does not fit."""
+def _resume(last: Path, cfg: TrainConfig, model, opt, state: dict, scaler) -> None:
+    """Load ``last`` into model, optimizer, loss scaler, training state and RNG; a one-line error when it does not
+    fit."""
     ckpt = _load_fitting(last, cfg, model, "resume", fix="use another run_dir, the settings it was trained with, "
                                                           "or resume=false to start over in it")
     opt.load_state_dict(ckpt["optimizer"])
+    if scaler.is_enabled() and ckpt.get("scaler"):  # fp16 now and then (a run that switched keeps the initial scale)
+        scaler.load_state_dict(ckpt["scaler"])
     state.update(ckpt["train_state"])
     torch.set_rng_state(ckpt["rng"])
     print(f"resuming {last}: epoch {state['epoch'] + 1}, batch {state['batch']}, step {state['step']}",
@@ -299,18 +325,21 @@ def _load_fitting(path: Path, cfg: TrainConfig, model, action: str,
     return ckpt
 
 
-def _step(model, opt, batch, device, amp, lr: float, clip: float):
+def _step(model, opt, batch, device, amp, lr: float, clip: float, scaler: torch.amp.GradScaler | None = None):
     """One optimizer step; returns (loss, grad norm, lr), or (None, why, lr) for a skipped batch.
 
     A batch is skipped when its loss or gradient is not finite (on any rank), and when it
-    runs out of accelerator memory even split down to single utterances.
+    runs out of accelerator memory even split down to single utterances. In fp16 ``scaler``
+    scales the loss before backward and the gradients back before clipping; a gradient that
+    overflowed lowers the scale (and skips the batch, as GradScaler does). None: no scaling.
     """
+    scaler = scaler or torch.amp.GradScaler(device.type, enabled=False)
     for group in opt.param_groups:
         group["lr"] = lr
     opt.zero_grad(set_to_none=True)
     why = "non-finite loss"
     try:
-        total, n_global = _forward_backward(model, batch.to(device), device, amp)
+        total, n_global = _forward_backward(model, batch.to(device), device, amp, scaler)
     except torch.OutOfMemoryError:
         if dist.world_size() > 1:  # the other ranks wait in a collective: no split can be agreed on
             raise UserError(f"out of memory on a batch of {_describe(batch)} on rank {dist.rank()}; "
@@ -319,21 +348,27 @@ def _step(model, opt, batch, device, amp, lr: float, clip: float):
         _free_memory(device)
         print(f"warning: out of memory on a batch of {_describe(batch)}; splitting it in two", file=sys.stderr)
         try:
-            total, n_global = _split_forward_backward(model, batch, device, amp)
+            total, n_global = _split_forward_backward(model, batch, device, amp, scaler)
         except torch.OutOfMemoryError:  # one utterance alone does not fit
             total, why = None, "out of memory"
     if total is not None:
+        scaler.unscale_(opt)
         gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
         if torch.isfinite(gnorm):
-            opt.step()
+            scaler.step(opt)
+            scaler.update()
             return total / n_global, gnorm.item(), lr
         why = "non-finite gradient"
+        if scaler.is_enabled():
+            scaler.update()  # overflow: a lower loss scale for the next batch
+            why += f" (fp16 overflow; loss scale lowered to {scaler.get_scale():g})"
     opt.zero_grad(set_to_none=True)  # never update the model with a skipped batch (on any rank)
     return None, why, lr
 
 
-def _forward_backward(model, batch, device, amp, n_global: int | None = None):
-    """CTC loss of a batch and its gradient (added to .grad); returns (summed loss, utterances in the global batch).
+def _forward_backward(model, batch, device, amp, scaler, n_global: int | None = None):
+    """CTC loss of a batch and its gradient (added to .grad, times ``scaler``'s loss scale in fp16); returns
+    (summed loss, utterances in the global batch).
 
     The summed loss is None when it is not finite on some rank; nothing is backpropagated then.
     ``n_global`` is the global batch size when ``batch`` is a piece of it (single process only).
@@ -347,11 +382,11 @@ def _forward_backward(model, batch, device, amp, n_global: int | None = None):
     n, n_finite, total = dist.all_sum([len(batch.ids), float(torch.isfinite(loss_sum)), loss_sum.item()], device)
     if n_finite < dist.world_size():
         return None, n
-    (loss_sum * dist.world_size() / (n_global or n)).backward()
+    scaler.scale(loss_sum * dist.world_size() / (n_global or n)).backward()
     return total, n_global or n
 
 
-def _split_forward_backward(model, batch, device, amp):
+def _split_forward_backward(model, batch, device, amp, scaler):
     """The batch's gradient accumulated over pieces small enough to fit.
 
     Returns (summed loss, n), or (None, n) for a non-finite loss; raises OutOfMemoryError when even one
@@ -362,7 +397,7 @@ def _split_forward_backward(model, batch, device, amp):
     while pieces:
         piece = pieces.pop(0)
         try:
-            loss, _ = _forward_backward(model, piece.to(device), device, amp, n_global)
+            loss, _ = _forward_backward(model, piece.to(device), device, amp, scaler, n_global)
         except torch.OutOfMemoryError:
             _free_memory(device)
             if len(piece.ids) == 1:

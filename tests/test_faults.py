@@ -1,6 +1,9 @@
 """Faults during training: non-finite losses are skipped without touching the model; a run of
 them stops with a clear message; bad paths are caught before any work starts."""
 
+import math
+import re
+
 import pytest
 import torch
 
@@ -155,3 +158,39 @@ def test_init_from_a_model_that_does_not_fit_is_a_clear_error(tiny_model, digit_
 def test_init_from_a_missing_checkpoint_is_a_clear_error(digit_manifests, tmp_path):
     with pytest.raises(UserError, match="none.pt: no such checkpoint"):
         train(compose(tiny_overrides(tmp_path / "run", *digit_manifests) + [f"init_from={tmp_path}/none.pt"]))
+
+
+@pytest.mark.parametrize("precision, device, native_bf16, expected", [
+    ("auto", "cpu", False, None), ("auto", "cuda", True, torch.bfloat16), ("auto", "cuda", False, torch.float16),
+    ("fp32", "cuda", True, None), ("fp16", "cuda", True, torch.float16), ("fp16", "cpu", False, torch.float16),
+    ("bf16", "cuda", False, torch.bfloat16),
+])
+def test_precision_auto_picks_fp16_on_gpus_without_native_bf16(monkeypatch, capsys, precision, device, native_bf16,
+                                                               expected):
+    """auto: bf16 where the GPU computes it (A100, H100), fp16 with a loss scaler on older GPUs (V100, T4), fp32 on
+    CPU; bf16 asked for on an older GPU runs, with a warning that names the faster choice."""
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 0) if native_bf16 else (7, 5))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla T4")
+    assert asr.train.autocast_dtype(precision, torch.device(device)) is expected
+    warned = "Tesla T4, which has no native bf16" in capsys.readouterr().err
+    assert warned == (precision == "bf16" and not native_bf16)
+
+
+def test_fp16_overflow_lowers_the_loss_scale_and_resume_keeps_it(digit_manifests, tmp_path, monkeypatch, capsys):
+    """precision=fp16 (here on CPU) trains through a GradScaler: from a first loss scale of 2^20 the fp16
+    gradients overflow, those batches are skipped and the scale halves until they fit; training goes on with
+    finite losses. The scale is checkpointed: a resumed run starts from it, not from 2^20 again."""
+    monkeypatch.setattr(asr.train, "FP16_INIT_SCALE", 2.0**20)
+    base = tiny_overrides(tmp_path / "run", *digit_manifests, epochs=1) + ["precision=fp16"]
+    train(compose(base))
+    err = capsys.readouterr().err
+    assert "fp16" in err and "fp16 overflow; loss scale lowered to 524288" in err  # 2^19 after the first
+    first = load_checkpoint(tmp_path / "run" / "last.pt")
+    scale = first["scaler"]["scale"]
+    assert 1.0 <= scale < 2.0**20 and first["train_state"]["step"] > 0
+    assert first["train_state"]["skipped"] == round(math.log2(2.0**20 / scale))  # one skipped batch per halving
+    train(compose(base + ["optim.epochs=2"]))  # resumes from that scale: any overflow now lowers it further
+    lowered = [float(x) for x in re.findall(r"loss scale lowered to (\S+)\)", capsys.readouterr().err)]
+    assert all(x < scale for x in lowered)
+    second = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert second["scaler"]["scale"] == min(lowered, default=scale) and second["train_state"]["epoch"] == 2

@@ -2,7 +2,7 @@
 
 On a CUDA machine (``pytest tests/test_gpu.py``) these check what the LibriSpeech recipe relies on there:
 cuDNN's packed LSTM against the padded two-pass one, log-mels computed on the GPU against the CPU's, and
-a short bf16 training run with features on the device.
+a short bf16 training run with features on the device, and one in fp16 with the loss scaler.
 """
 
 import csv
@@ -79,6 +79,19 @@ def test_gpu_training_bf16_features_on_device(digit_manifests, tmp_path):
     losses = _losses(run)
     assert all(math.isfinite(x) for x in losses)
     assert np.mean(losses[-3:]) < 0.8 * np.mean(losses[:3])
+
+
+@cuda
+def test_gpu_training_fp16_with_loss_scaler(digit_manifests, tmp_path, capsys):
+    """precision=fp16 (what auto picks on a V100 or T4) on the GPU, packed cuDNN LSTM in fp16 under the loss
+    scaler: finite losses that go down, the scale checkpointed."""
+    run = tmp_path / "fp16"
+    train(compose(tiny_overrides(run, *digit_manifests, epochs=2) + ["precision=fp16"]))
+    assert "fp16" in capsys.readouterr().err
+    losses = _losses(run)
+    assert all(math.isfinite(x) for x in losses)
+    assert np.mean(losses[-3:]) < 0.8 * np.mean(losses[:3])
+    assert load_checkpoint(run / "last.pt")["scaler"]["scale"] >= 1.0
 
 
 @cuda
