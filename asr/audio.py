@@ -16,6 +16,7 @@ import torchaudio.functional as AF
 from asr.errors import UserError
 
 SUPPORTED = "WAV, FLAC, OGG/Vorbis, OGG/Opus, MP3 (anything libsndfile reads)"
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")  # what a folder given to transcribe or prepare picks up
 MAX_RESAMPLE_UNITS = 1000  # largest exact resampling period, samples; 44.1 kHz -> 16 kHz is 441 in, 160 out
 
 

@@ -71,11 +71,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="espeak-ng voices added to training as extra speakers (0: none; default from DigitsConfig)")
     s.set_defaults(func=cmd_synth_digits)
 
-    s = sub.add_parser("prepare", help="read a corpus into JSONL manifests")
-    s.add_argument("corpus", choices=["librispeech"])
-    s.add_argument("--root", required=True, type=Path, help="folder holding LibriSpeech/ (or LibriSpeech/ itself)")
-    s.add_argument("--subsets", required=True, help="comma-separated, e.g. train-clean-100,dev-clean")
-    s.add_argument("--out", required=True, type=Path, help="manifests go to OUT/SUBSET.jsonl")
+    s = sub.add_parser("prepare", help="read a corpus into JSONL manifests",
+                       description="librispeech: ROOT holds LibriSpeech/SUBSET/SPK/CH/*.flac + *.trans.txt. "
+                                   "commonvoice: ROOT is a Common Voice language folder (clips/, SPLIT.tsv). "
+                                   "folder: your own recordings, each audio file under ROOT with a same-named "
+                                   ".txt (or .lab) transcript beside it.")
+    s.add_argument("corpus", choices=["librispeech", "commonvoice", "folder"])
+    s.add_argument("--root", required=True, type=Path,
+                   help="librispeech: the folder holding LibriSpeech/ (or LibriSpeech/ itself); commonvoice: "
+                        "cv-corpus-VERSION/LANG; folder: the recordings' folder")
+    s.add_argument("--subsets", help="comma-separated: LibriSpeech subsets (train-clean-100,dev-clean) or "
+                                     "Common Voice splits (train,dev,test); not for folder")
+    s.add_argument("--name", help="folder only: the manifest's name (default: the folder's name)")
+    s.add_argument("--out", required=True, type=Path, help="manifests go to OUT/SUBSET.jsonl (folder: OUT/NAME.jsonl)")
     s.add_argument("--strict", action="store_true", help="stop at the first bad line instead of skipping it")
     s.set_defaults(func=cmd_prepare)
 
@@ -314,10 +322,25 @@ def cmd_synth_digits(args, _extra) -> int:
 
 
 def cmd_prepare(args, _extra) -> int:
-    from asr.corpus.librispeech import prepare_librispeech
+    if args.corpus == "folder":
+        from asr.corpus.folder import prepare_folder
 
-    subsets = [s for s in args.subsets.split(",") if s]
-    for subset, path in prepare_librispeech(args.root, subsets, args.out, strict=args.strict).items():
+        if args.subsets:
+            raise UserError("--subsets is for librispeech and commonvoice; a folder is one manifest (--name NAME)")
+        path = prepare_folder(args.root, args.out, name=args.name, strict=args.strict)
+        print(f"{path.stem}\t{path}")
+        return 0
+    if args.name:
+        raise UserError(f"--name is for folder; {args.corpus} names each manifest after its subset")
+    subsets = [s for s in (args.subsets or "").split(",") if s]
+    if not subsets:
+        raise UserError(f"{args.corpus} needs --subsets, e.g. "
+                        f"{'train-clean-100,dev-clean' if args.corpus == 'librispeech' else 'train,dev,test'}")
+    if args.corpus == "librispeech":
+        from asr.corpus.librispeech import prepare_librispeech as prepare
+    else:
+        from asr.corpus.commonvoice import prepare_commonvoice as prepare
+    for subset, path in prepare(args.root, subsets, args.out, strict=args.strict).items():
         print(f"{subset}\t{path}")
     return 0
 

@@ -39,7 +39,7 @@ import soundfile as sf
 import torch
 
 from asr.align import TextAlignment, align_text, align_words
-from asr.audio import SUPPORTED, load_audio, to_mono_resampled
+from asr.audio import AUDIO_EXTENSIONS, SUPPORTED, load_audio, to_mono_resampled
 from asr.config import DecoderConfig
 from asr.decode import Hypothesis, build_decoder
 from asr.dist import pick_device
@@ -49,7 +49,6 @@ from asr.longform import ArraySource, FileSource, LongFormConfig, windowed_log_p
 from asr.model import SUBSAMPLING
 from asr.text import normalize_text
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")  # what a directory argument picks up
 CUE_WORDS = 7  # most words in one subtitle cue
 CUE_S = 5.0  # longest subtitle cue, seconds
 CUE_GAP_S = 1.0  # a pause this long between words starts a new cue, seconds

@@ -7,18 +7,13 @@ holding ``SPK-CH-UTT TRANSCRIPT`` lines.
 from __future__ import annotations
 
 import re
-import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tqdm import tqdm
-
-from asr.audio import audio_duration
+from asr.corpus.prepare import measure, write_prepared
 from asr.errors import UserError
-from asr.manifest import ManifestProblems, Utterance, write_manifest
 
 _UTT_ID = re.compile(r"^\d+-\d+-\d+$")
-AUDIO_EXTENSIONS = (".flac", ".wav")
+AUDIO_EXTENSIONS = (".flac", ".wav")  # LibriSpeech's own FLAC, and WAV for corpora made in its layout
 
 
 def find_root(root: str | Path) -> Path:
@@ -63,26 +58,7 @@ def read_subset(subset_dir: Path, strict: bool = False, jobs: int = 8, progress:
     for audio in sorted(p for ext in AUDIO_EXTENSIONS for p in subset_dir.glob(f"*/*/*{ext}")):
         if audio.stem not in mentioned:
             problems.append(f"{audio}: audio file has no transcript line")
-    if strict and problems:
-        raise UserError(problems[0] + (f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""))
-
-    def duration(entry):
-        try:
-            return audio_duration(str(entry[1]))
-        except UserError as e:
-            return e
-
-    with ThreadPoolExecutor(jobs) as pool:
-        durs = list(tqdm(pool.map(duration, entries), total=len(entries), desc=subset_dir.name,
-                         disable=not progress, unit="utt"))
-    utts = []
-    for (utt_id, audio, text), dur in zip(entries, durs):
-        if isinstance(dur, UserError):
-            if strict:
-                raise dur
-            problems.append(str(dur))
-            continue
-        utts.append(Utterance(utt_id, str(audio.resolve()), round(dur, 3), text))
+    utts = measure(entries, problems, strict=strict, jobs=jobs, progress=progress, desc=subset_dir.name)
     return utts, problems
 
 
@@ -98,15 +74,6 @@ def prepare_librispeech(root: str | Path, subsets: list[str], out_dir: str | Pat
             have = ", ".join(sorted(p.name for p in root.iterdir() if p.is_dir())) or "nothing"
             raise UserError(f"{subset_dir}: no such subset (found: {have})")
         utts, problems = read_subset(subset_dir, strict=strict, progress=progress)
-        if problems:
-            print(f"warning: {subset}: skipped {len(problems)} problem(s)", file=sys.stderr)
-            ManifestProblems(problems).report()
-        if not utts:
-            raise UserError(f"{subset_dir}: no usable utterances")
-        utts.sort(key=lambda u: u.id)
-        path = out_dir / f"{subset}.jsonl"
-        write_manifest(path, utts)
-        hours = sum(u.duration for u in utts) / 3600
-        print(f"{path}: {len(utts)} utterances, {hours:.2f} h", file=sys.stderr)
+        path = write_prepared(subset, subset_dir, utts, problems, out_dir / f"{subset}.jsonl")
         written[subset] = path
     return written
