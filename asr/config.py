@@ -54,6 +54,8 @@ class OptimConfig:
     warmup_steps: int = 200  # linear warm-up, optimizer steps
     final_lr_ratio: float = 0.02  # cosine decay ends at lr * this
     clip_norm: float = 5.0  # gradient clipping, global L2 norm
+    accum_grad: int = 1  # batches whose gradients add up to one optimizer step: accum_grad x data.max_frames per
+    #                      step on a GPU too small for the recipe's batch; warm-up and decay count these steps
     epochs: int = 8  # passes over the training manifest
     max_bad_steps: int = 20  # consecutive non-finite losses before the run stops
     patience: int = 0  # stop after this many epochs in a row without a better dev WER, epochs (0: never)
@@ -206,7 +208,7 @@ _RANGES: dict[str, str] = {
     "specaug.time_width": ">= 0", "specaug.time_ratio": "in [0, 1]", "specaug.freq_warp": "in [0, 1)",
     "model.conv_channels": "> 0", "model.hidden": "> 0", "model.layers": "> 0", "model.dropout": "in [0, 1)",
     "optim.lr": "> 0", "optim.weight_decay": ">= 0", "optim.warmup_steps": ">= 0", "optim.final_lr_ratio": "in [0, 1]",
-    "optim.clip_norm": "> 0", "optim.epochs": ">= 1", "optim.max_bad_steps": ">= 1", "optim.patience": ">= 0",
+    "optim.clip_norm": "> 0", "optim.accum_grad": ">= 1", "optim.epochs": ">= 1", "optim.max_bad_steps": ">= 1", "optim.patience": ">= 0",
     "data.max_frames": "> 0", "data.min_duration": ">= 0", "data.max_duration": "> 0", "data.num_workers": ">= 0",
     "threads": ">= 0", "save_every": ">= 0", "keep_epochs": ">= 0",
 }

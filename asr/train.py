@@ -154,7 +154,8 @@ def train(cfg) -> Path:
         atomic_write_text(run_dir / "config.yaml", _yaml(cfg))
         _record_start(run_dir, device, world, state)
     log = MetricsLog(run_dir, enabled=rank == 0, truncate_after=state["step"])
-    total_steps = cfg.optim.epochs * len(sampler)
+    accum = cfg.optim.accum_grad
+    total_steps = cfg.optim.epochs * math.ceil(len(sampler) / accum)  # optimizer steps
     if rank == 0:
         print(f"model: {model.num_params() / 1e6:.2f} M parameters; train {len(train_ds)} utterances "
               f"({sum(u.duration for u in train_ds.utts) / 3600:.2f} h), {len(sampler)} batches/epoch, "
@@ -173,6 +174,8 @@ def train(cfg) -> Path:
                 break
             sampler.set_epoch(state["epoch"])
             batches = sampler.epoch_batches()[state["batch"]:]
+            epoch_end = state["batch"] + len(batches)
+            group: list[Batch] = []  # batches of one optimizer step (optim.accum_grad)
             loader = DataLoader(train_ds, batch_sampler=batches, collate_fn=collate_waves if device_logmel else collate,
                                 num_workers=cfg.data.num_workers,
                                 pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(cfg.seed))
@@ -180,17 +183,19 @@ def train(cfg) -> Path:
             bar = tqdm(loader, desc=f"epoch {state['epoch'] + 1}/{cfg.optim.epochs}", unit="batch",
                        total=len(batches), disable=rank != 0, file=sys.stderr, mininterval=2)
             for batch in bar:
-                if isinstance(batch, WaveBatch):
-                    batch = batch.featurize(device_logmel)
-                lr_now = lr_at(state["step"], total_steps, cfg.optim)
-                loss, gnorm, lr = _step(ddp_model, opt, batch, device, amp, lr_now, cfg.optim.clip_norm, scaler)
+                group.append(batch.featurize(device_logmel) if isinstance(batch, WaveBatch) else batch)
                 state["batch"] += 1
+                if len(group) < accum and state["batch"] < epoch_end:
+                    continue
+                lr_now = lr_at(state["step"], total_steps, cfg.optim)
+                loss, gnorm, lr = _step(ddp_model, opt, group, device, amp, lr_now, cfg.optim.clip_norm, scaler)
+                group, done = [], group
                 if loss is None:  # gnorm says why
-                    _count_skipped(state, gnorm, batch, cfg)
+                    _count_skipped(state, gnorm, done[0], cfg)
                     continue
                 state["bad_steps"] = 0
                 state["step"] += 1
-                audio_s = float(batch.feature_lengths.sum()) * cfg.features.hop_ms / 1000
+                audio_s = sum(float(b.feature_lengths.sum()) for b in done) * cfg.features.hop_ms / 1000
                 log.step(state["step"], state["epoch"] + 1, loss, lr, gnorm, audio_s)
                 bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.1e}", refresh=False)
                 if stop.requested:
@@ -325,50 +330,56 @@ def _load_fitting(path: Path, cfg: TrainConfig, model, action: str,
     return ckpt
 
 
-def _step(model, opt, batch, device, amp, lr: float, clip: float, scaler: torch.amp.GradScaler | None = None):
-    """One optimizer step; returns (loss, grad norm, lr), or (None, why, lr) for a skipped batch.
+def _step(model, opt, batches: Batch | list[Batch], device, amp, lr: float, clip: float,
+          scaler: torch.amp.GradScaler | None = None):
+    """One optimizer step over one batch, or over several whose gradients add up (optim.accum_grad, each batch's
+    loss divided by their number, as ESPnet's accum_grad); returns (mean loss per utterance, grad norm, lr), or
+    (None, why, lr) when the step is skipped.
 
-    A batch is skipped when its loss or gradient is not finite (on any rank), and when it
+    The step is skipped when a loss or the gradient is not finite (on any rank), and when a batch
     runs out of accelerator memory even split down to single utterances. In fp16 ``scaler``
     scales the loss before backward and the gradients back before clipping; a gradient that
-    overflowed lowers the scale (and skips the batch, as GradScaler does). None: no scaling.
+    overflowed lowers the scale (and skips the step, as GradScaler does). None: no scaling.
     """
+    batches = [batches] if isinstance(batches, Batch) else batches
     scaler = scaler or torch.amp.GradScaler(device.type, enabled=False)
     for group in opt.param_groups:
         group["lr"] = lr
     opt.zero_grad(set_to_none=True)
     why = "non-finite loss"
+    results = []  # (summed loss, utterances) per batch; a None loss: not finite
     try:
-        total, n_global = _forward_backward(model, batch.to(device), device, amp, scaler)
+        for batch in batches:
+            results.append(_forward_backward(model, batch.to(device), device, amp, scaler, accum=len(batches)))
     except torch.OutOfMemoryError:
         if dist.world_size() > 1:  # the other ranks wait in a collective: no split can be agreed on
             raise UserError(f"out of memory on a batch of {_describe(batch)} on rank {dist.rank()}; "
                             f"lower data.max_frames") from None
-        opt.zero_grad(set_to_none=True)
+        opt.zero_grad(set_to_none=True)  # a backward may have stopped half-way: the step's batches again
         _free_memory(device)
         print(f"warning: out of memory on a batch of {_describe(batch)}; splitting it in two", file=sys.stderr)
         try:
-            total, n_global = _split_forward_backward(model, batch, device, amp, scaler)
+            results = [_split_forward_backward(model, b, device, amp, scaler, len(batches)) for b in batches]
         except torch.OutOfMemoryError:  # one utterance alone does not fit
-            total, why = None, "out of memory"
-    if total is not None:
+            results, why = [(None, 0)], "out of memory"
+    if all(total is not None for total, _ in results):
         scaler.unscale_(opt)
         gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
         if torch.isfinite(gnorm):
             scaler.step(opt)
             scaler.update()
-            return total / n_global, gnorm.item(), lr
+            return sum(t for t, _ in results) / sum(n for _, n in results), gnorm.item(), lr
         why = "non-finite gradient"
         if scaler.is_enabled():
-            scaler.update()  # overflow: a lower loss scale for the next batch
+            scaler.update()  # overflow: a lower loss scale for the next step
             why += f" (fp16 overflow; loss scale lowered to {scaler.get_scale():g})"
-    opt.zero_grad(set_to_none=True)  # never update the model with a skipped batch (on any rank)
+    opt.zero_grad(set_to_none=True)  # never update the model with a skipped step (on any rank)
     return None, why, lr
 
 
-def _forward_backward(model, batch, device, amp, scaler, n_global: int | None = None):
-    """CTC loss of a batch and its gradient (added to .grad, times ``scaler``'s loss scale in fp16); returns
-    (summed loss, utterances in the global batch).
+def _forward_backward(model, batch, device, amp, scaler, n_global: int | None = None, accum: int = 1):
+    """CTC loss of a batch and its gradient (added to .grad, times ``scaler``'s loss scale in fp16, divided by
+    ``accum``); returns (summed loss, utterances in the global batch).
 
     The summed loss is None when it is not finite on some rank; nothing is backpropagated then.
     ``n_global`` is the global batch size when ``batch`` is a piece of it (single process only).
@@ -382,11 +393,11 @@ def _forward_backward(model, batch, device, amp, scaler, n_global: int | None = 
     n, n_finite, total = dist.all_sum([len(batch.ids), float(torch.isfinite(loss_sum)), loss_sum.item()], device)
     if n_finite < dist.world_size():
         return None, n
-    scaler.scale(loss_sum * dist.world_size() / (n_global or n)).backward()
+    scaler.scale(loss_sum * dist.world_size() / ((n_global or n) * accum)).backward()
     return total, n_global or n
 
 
-def _split_forward_backward(model, batch, device, amp, scaler):
+def _split_forward_backward(model, batch, device, amp, scaler, accum: int = 1):
     """The batch's gradient accumulated over pieces small enough to fit.
 
     Returns (summed loss, n), or (None, n) for a non-finite loss; raises OutOfMemoryError when even one
@@ -397,7 +408,7 @@ def _split_forward_backward(model, batch, device, amp, scaler):
     while pieces:
         piece = pieces.pop(0)
         try:
-            loss, _ = _forward_backward(model, piece.to(device), device, amp, scaler, n_global)
+            loss, _ = _forward_backward(model, piece.to(device), device, amp, scaler, n_global, accum)
         except torch.OutOfMemoryError:
             _free_memory(device)
             if len(piece.ids) == 1:

@@ -30,10 +30,10 @@ def _worker(rank, world, port, overrides, trace_dir):
     real_step = asr.train._step
     trace = []
 
-    def traced(model, opt, batch, *args, **kw):
-        out = real_step(model, opt, batch, *args, **kw)
+    def traced(model, opt, batches, *args, **kw):  # batches: those of one optimizer step
+        out = real_step(model, opt, batches, *args, **kw)
         digest = hashlib.sha1(b"".join(p.detach().numpy().tobytes() for p in model.parameters())).hexdigest()
-        trace.append({"ids": batch.ids, "weights": digest, "loss": out[0]})
+        trace.append({"ids": [i for b in batches for i in b.ids], "weights": digest, "loss": out[0]})
         return out
 
     real_evaluate = asr.train.evaluate

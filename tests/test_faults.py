@@ -194,3 +194,43 @@ def test_fp16_overflow_lowers_the_loss_scale_and_resume_keeps_it(digit_manifests
     assert all(x < scale for x in lowered)
     second = load_checkpoint(tmp_path / "run" / "last.pt")
     assert second["scaler"]["scale"] == min(lowered, default=scale) and second["train_state"]["epoch"] == 2
+
+
+def _equal_length_batch(n=4, frames=100):
+    from asr.config import FeatureConfig, ModelConfig, SpecAugmentConfig
+    from asr.data import Batch
+    from asr.model import BiLSTMCTC
+
+    torch.manual_seed(1)
+    model = BiLSTMCTC(ModelConfig(conv_channels=4, hidden=16, layers=1, dropout=0.0), FeatureConfig(),
+                      SpecAugmentConfig(freq_masks=0, time_masks=0), vocab_size=29).train()
+    targets = torch.randint(1, 29, (n * 8,))
+    batch = Batch(torch.randn(n, frames, 80), torch.full((n,), frames), targets, torch.full((n,), 8),
+                  [f"u{i}" for i in range(n)], [""] * n)
+    return model, batch
+
+
+@pytest.mark.parametrize("oom", [False, True])
+def test_accumulated_halves_give_the_whole_batchs_step(monkeypatch, capsys, oom):
+    """optim.accum_grad: two batches of two utterances accumulate the gradient and loss of one batch of four
+    (each batch's mean loss over their number); also when the second one runs out of memory and the step's
+    batches are redone in pieces."""
+    model, batch = _equal_length_batch()
+    whole, grads = _grads_after_step(model, batch)
+    halves = list(asr.train._halves(batch))
+    if oom:
+        real = type(model).forward
+
+        def forward(self, feats, lens):
+            if feats.shape[0] > 1 and getattr(forward, "armed", False):
+                raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+            forward.armed = True  # the first batch fits, the second does not: split to single utterances
+            return real(self, feats, lens)
+
+        monkeypatch.setattr(type(model), "forward", forward)
+    opt = torch.optim.AdamW(model.parameters(), lr=0.0)
+    loss, gnorm, _ = asr.train._step(model, opt, halves, torch.device("cpu"), None, 0.0, 1e9)
+    assert loss == pytest.approx(whole[0], rel=1e-5) and gnorm == pytest.approx(whole[1], rel=1e-4)
+    for g, p in zip(grads, model.parameters()):
+        assert torch.allclose(g, p.grad, atol=1e-6, rtol=1e-4)
+    assert ("out of memory on a batch of 2 utterances" in capsys.readouterr().err) == oom
