@@ -79,6 +79,11 @@ class DataConfig:
     #                            epoch, e.g. [0.9, 1.0, 1.1] (Kaldi/ESPnet's; tempo and pitch together); needs
     #                            cache_features=false; a batch may then hold up to 1 / min(factors) x max_frames;
     #                            empty: off
+    noise: Optional[str] = None  # folder of noise recordings (e.g. MUSAN's noise/) mixed into training utterances;
+    #                               needs cache_features=false; None: off
+    noise_snr: list[float] = field(default_factory=lambda: [5.0, 20.0])  # [lowest, highest] signal-to-noise ratio,
+    #                               dB, drawn uniformly per utterance and epoch
+    noise_prob: float = 0.5  # share of training utterances that get noise, per epoch, probability
     stats: Optional[str] = None  # per-bin mean/std JSON of `asr stats` (None: computed from the training set at start)
 
 
@@ -209,7 +214,7 @@ _RANGES: dict[str, str] = {
     "model.conv_channels": "> 0", "model.hidden": "> 0", "model.layers": "> 0", "model.dropout": "in [0, 1)",
     "optim.lr": "> 0", "optim.weight_decay": ">= 0", "optim.warmup_steps": ">= 0", "optim.final_lr_ratio": "in [0, 1]",
     "optim.clip_norm": "> 0", "optim.accum_grad": ">= 1", "optim.epochs": ">= 1", "optim.max_bad_steps": ">= 1", "optim.patience": ">= 0",
-    "data.max_frames": "> 0", "data.min_duration": ">= 0", "data.max_duration": "> 0", "data.num_workers": ">= 0",
+    "data.max_frames": "> 0", "data.min_duration": ">= 0", "data.max_duration": "> 0", "data.num_workers": ">= 0", "data.noise_prob": "in [0, 1]",
     "threads": ">= 0", "save_every": ">= 0", "keep_epochs": ">= 0",
 }
 
@@ -241,6 +246,11 @@ def check_ranges(cfg: TrainConfig) -> None:
     if cfg.data.speed_perturb and cfg.data.cache_features:
         bad.append("data.speed_perturb changes the audio every epoch, but data.cache_features=true computes the "
                    "features once: set data.cache_features=false")
+    if cfg.data.noise and cfg.data.cache_features:
+        bad.append("data.noise mixes new noise into the audio every epoch, but data.cache_features=true computes the "
+                   "features once: set data.cache_features=false")
+    if len(cfg.data.noise_snr) != 2 or cfg.data.noise_snr[0] > cfg.data.noise_snr[1]:
+        bad.append(f"data.noise_snr={list(cfg.data.noise_snr)}: expected [lowest, highest] in dB, e.g. [5, 20]")
     if cfg.data.min_duration >= cfg.data.max_duration:
         bad.append(f"data.min_duration={cfg.data.min_duration} is not below data.max_duration={cfg.data.max_duration}")
     if bad:

@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
 from asr.audio import as_float, change_speed, load_audio, load_audio_pcm16
+from asr.noise import NoiseMixer
 from asr.config import DataConfig
 from asr.features import LogMel, RunningStats, zero_padding
 from asr.manifest import Utterance
@@ -62,7 +63,8 @@ class UtteranceDataset(Dataset):
     With ``cache=True`` features are computed once (``fill_cache``) and kept in memory.
     With ``waveforms=True`` (and no cache) items carry the waveform (samples,) instead of
     features, for ``collate_waves`` and feature extraction on the training device.
-    An item's key is an index, or (index, speed factor) from a sampler with speed perturbation.
+    An item's key is an index, or (index, speed factor[, noise seed]) from a sampler with speed perturbation
+    or noise (``self.noise``, a NoiseMixer, draws from the seed whether, which and how loud).
     """
 
     def __init__(self, utts: list[Utterance], logmel: LogMel, tokenizer: CharTokenizer):
@@ -72,6 +74,7 @@ class UtteranceDataset(Dataset):
         self.texts = [normalize_text(u.text).text for u in utts]
         self.cache: list[torch.Tensor] | None = None
         self.waveforms = False
+        self.noise: NoiseMixer | None = None
 
     def __len__(self) -> int:
         return len(self.utts)
@@ -80,20 +83,24 @@ class UtteranceDataset(Dataset):
         """Feature frames of utterance ``i``, played ``speed`` times faster (``change_speed``)."""
         return self.logmel.num_frames(round(self.utts[i].duration / speed * self.logmel.cfg.sample_rate))
 
-    def features(self, i: int, speed: float = 1.0) -> torch.Tensor:
-        if self.cache is not None and speed == 1.0:
+    def features(self, i: int, speed: float = 1.0, noise_seed: int | None = None) -> torch.Tensor:
+        if self.cache is not None and speed == 1.0 and noise_seed is None:
             return self.cache[i]
-        wav = load_audio(self.utts[i].audio, self.logmel.cfg.sample_rate)
-        return self.logmel(change_speed(wav, speed))
+        return self.logmel(self._augmented(load_audio(self.utts[i].audio, self.logmel.cfg.sample_rate), speed,
+                                           noise_seed))
 
-    def __getitem__(self, key: int | tuple[int, float]):
-        i, speed = key if isinstance(key, tuple) else (key, 1.0)
+    def _augmented(self, wave: torch.Tensor, speed: float, noise_seed: int | None) -> torch.Tensor:
+        wave = change_speed(wave, speed)
+        return self.noise(wave, noise_seed) if self.noise is not None and noise_seed is not None else wave
+
+    def __getitem__(self, key: int | tuple):
+        i, speed, noise_seed = (*key, None)[:3] if isinstance(key, tuple) else (key, 1.0, None)
         text = self.texts[i]
         if self.waveforms and self.cache is None:
             x = load_audio_pcm16(self.utts[i].audio, self.logmel.cfg.sample_rate)  # (samples,) int16 or float32
-            x = change_speed(x, speed)
+            x = self._augmented(x, speed, noise_seed)
         else:
-            x = self.features(i, speed)  # (T, n_mels)
+            x = self.features(i, speed, noise_seed)  # (T, n_mels)
         return self.utts[i].id, x, torch.tensor(self.tokenizer.encode(text)), text
 
     def fill_cache(self, workers: int = 2, desc: str = "features") -> None:
@@ -161,13 +168,16 @@ class BucketBatchSampler(Sampler[list[int]]):
     global batch is the one a single process would use, so the loss curves agree.
     With ``speeds`` (speed perturbation) each utterance of an epoch comes as (index, factor),
     the factor drawn from the seed and the epoch: the same on every rank and after a resume.
+    With ``noise`` it comes as (index, factor, noise seed), the seed drawn the same way.
     """
 
     def __init__(self, num_frames: list[int], max_frames: int, seed: int = 0, shuffle: bool = True,
-                 rank: int = 0, world_size: int = 1, sortagrad: bool = False, speeds: list[float] | None = None):
+                 rank: int = 0, world_size: int = 1, sortagrad: bool = False, speeds: list[float] | None = None,
+                 noise: bool = False):
         self.seed, self.shuffle, self.rank, self.world_size = seed, shuffle, rank, world_size
         self.sortagrad = sortagrad
         self.speeds = list(speeds or [])
+        self.noise = noise
         self.epoch = 0
         order = sorted(range(len(num_frames)), key=lambda i: num_frames[i])
         batches: list[list[int]] = []
@@ -193,9 +203,11 @@ class BucketBatchSampler(Sampler[list[int]]):
         batches = list(self.batches)
         if self.shuffle and not (self.sortagrad and self.epoch == 0):  # SortaGrad: shortest first in epoch 1
             random.Random(self.seed * 1_000_003 + self.epoch).shuffle(batches)
-        if self.speeds:
-            rng = random.Random(f"speed-{self.seed}-{self.epoch}")
-            batches = [[(i, rng.choice(self.speeds)) for i in b] for b in batches]
+        if self.speeds or self.noise:
+            speed = random.Random(f"speed-{self.seed}-{self.epoch}")
+            noise = random.Random(f"noise-{self.seed}-{self.epoch}")
+            batches = [[(i, speed.choice(self.speeds) if self.speeds else 1.0)
+                        + ((noise.getrandbits(32),) if self.noise else ()) for i in b] for b in batches]
         return [b[self.rank :: self.world_size] for b in batches]
 
     def __iter__(self):

@@ -1,0 +1,115 @@
+"""Noise augmentation (data.noise): the SNR drawn is the SNR mixed, the draws follow the seed, the noise is
+read in a segment, looped and resampled as needed, and training with it runs through the loader workers."""
+
+import math
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from asr.config import compose
+from asr.data import BucketBatchSampler
+from asr.errors import UserError
+from asr.noise import NoiseMixer
+from asr.train import train
+from conftest import tiny_overrides
+
+
+def _noise_folder(root, rate=16000, seconds=2.0):
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    sf.write(root / "hum.wav", (0.1 * np.sin(2 * np.pi * 50 * np.arange(int(seconds * rate)) / rate)), rate)
+    sf.write(root / "hiss.flac", 0.05 * rng.standard_normal(int(seconds * rate)), rate)
+    return root
+
+
+def _snr_db(clean, mixed):
+    return 10 * math.log10(float(clean.pow(2).sum()) / float((mixed - clean).pow(2).sum()))
+
+
+def test_mixed_snr_is_the_drawn_snr_and_follows_the_seed(tmp_path):
+    mixer = NoiseMixer(_noise_folder(tmp_path / "noise"), snr_db=(3.0, 3.0), prob=1.0)
+    clean = 0.3 * torch.sin(torch.arange(16000 * 1.5) / 16000 * 2 * math.pi * 440)
+    for seed in range(6):
+        assert _snr_db(clean, mixer(clean, seed)) == pytest.approx(3.0, abs=1e-3)
+    assert torch.equal(mixer(clean, 7), mixer(clean, 7))
+    assert not torch.equal(mixer(clean, 7), mixer(clean, 8))
+    wide = NoiseMixer(tmp_path / "noise", snr_db=(0.0, 30.0), prob=1.0)
+    snrs = [_snr_db(clean, wide(clean, s)) for s in range(40)]
+    assert 0 <= min(snrs) < 10 and 20 < max(snrs) <= 30  # spread over the range
+    pcm = (clean * 32768).round().to(torch.int16)  # the loader's int16 path: mixed as float
+    assert wide(pcm, 3).dtype == torch.float32
+
+
+def test_noise_prob_and_short_or_other_rate_noise(tmp_path):
+    clean = torch.randn(16000 * 3) * 0.1
+    never = NoiseMixer(_noise_folder(tmp_path / "a"), prob=0.0)
+    assert all(never(clean, s) is clean for s in range(10))
+    half = NoiseMixer(tmp_path / "a", prob=0.5)
+    assert 10 < sum(half(clean, s) is not clean for s in range(60)) < 50
+    short = NoiseMixer(_noise_folder(tmp_path / "b", rate=8000, seconds=0.25), snr_db=(10.0, 10.0), prob=1.0)
+    seg = short.segment(short.files[0], 16000 * 3, 0.5)  # 0.25 s at 8 kHz, looped to 3 s at 16 kHz
+    assert seg.shape == (48000,) and torch.allclose(seg[:4000], seg[4000:8000])
+    assert _snr_db(clean, short(clean, 1)) == pytest.approx(10.0, abs=1e-3)
+
+
+def test_noise_folder_errors(tmp_path):
+    with pytest.raises(UserError, match="data.noise=.*none: no such directory"):
+        NoiseMixer(tmp_path / "none")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="data.noise=.*empty: no audio files"):
+        NoiseMixer(tmp_path / "empty")
+
+
+def test_sampler_noise_seeds_are_per_epoch_and_shared_by_ranks():
+    frames = [100 + i for i in range(40)]  # batches of 4 at a 600-frame cap, none dropped for 2 ranks
+    one = BucketBatchSampler(frames, 600, seed=3, speeds=[0.9, 1.1], noise=True)
+    ranks = [BucketBatchSampler(frames, 600, seed=3, speeds=[0.9, 1.1], noise=True, rank=r, world_size=2)
+             for r in range(2)]
+    plain = BucketBatchSampler(frames, 600, seed=3, speeds=[0.9, 1.1])
+    for epoch in (0, 1):
+        for s in [one, plain, *ranks]:
+            s.set_epoch(epoch)
+        keys = [k for b in one.epoch_batches() for k in b]
+        assert all(len(k) == 3 for k in keys) and len({k[2] for k in keys}) == len(keys)
+        assert [k[:2] for k in keys] == [k for b in plain.epoch_batches() for k in b]  # speeds unchanged by noise
+        shared = sorted(k for r in ranks for b in r.epoch_batches() for k in b)
+        assert shared == sorted(keys)  # the two ranks split the single process's draws
+    one.set_epoch(0)
+    first = {k[0]: k[2] for b in one.epoch_batches() for k in b}
+    one.set_epoch(1)
+    assert first != {k[0]: k[2] for b in one.epoch_batches() for k in b}
+
+
+def test_training_with_noise_through_workers(digit_manifests, tmp_path):
+    noise = _noise_folder(tmp_path / "noise")
+    run = tmp_path / "run"
+    train(compose(tiny_overrides(run, *digit_manifests, epochs=1) + [
+        f"data.noise={noise}", "data.cache_features=false", "data.num_workers=2", "data.noise_prob=1.0"]))
+    assert (run / "last.pt").is_file()
+    with pytest.raises(UserError, match="data.noise mixes new noise .* set data.cache_features=false"):
+        train(compose(tiny_overrides(tmp_path / "x", *digit_manifests) + [f"data.noise={noise}"]))
+    with pytest.raises(UserError, match=r"data.noise_snr=\[20.0, 5.0\]: expected \[lowest, highest\]"):
+        train(compose(tiny_overrides(tmp_path / "x", *digit_manifests) + [
+            f"data.noise={noise}", "data.cache_features=false", "data.noise_snr=[20,5]"]))
+
+
+def test_dataset_items_get_the_seeds_noise(digit_manifests, tmp_path):
+    """A key with a noise seed gives the utterance with that seed's noise, as log-mels or as a waveform (for
+    log-mels on the GPU); a key without one gives it clean."""
+    from asr.config import FeatureConfig
+    from asr.data import UtteranceDataset
+    from asr.features import LogMel
+    from asr.manifest import read_manifest
+    from asr.text import CharTokenizer
+
+    ds = UtteranceDataset(read_manifest(digit_manifests[1])[:2], LogMel(FeatureConfig()), CharTokenizer())
+    ds.noise = NoiseMixer(_noise_folder(tmp_path / "noise"), snr_db=(0.0, 0.0), prob=1.0)
+    clean, noisy, again = ds[0][1], ds[(0, 1.0, 5)][1], ds[(0, 1.0, 5)][1]
+    assert clean.shape == noisy.shape and torch.equal(noisy, again)
+    assert (noisy - clean).abs().mean() > 0.1  # 0 dB: the noise shows in the log-mels
+    ds.waveforms = True
+    wave, noisy_wave = ds[0][1], ds[(0, 1.0, 5)][1]
+    assert _snr_db(wave.float() / 32768 if wave.dtype == torch.int16 else wave, noisy_wave) == pytest.approx(0.0,
+                                                                                                         abs=1e-3)
