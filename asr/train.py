@@ -10,7 +10,6 @@ from __future__ import annotations
 import gc
 import json
 import math
-import shutil
 import signal
 import sys
 from dataclasses import asdict
@@ -220,9 +219,8 @@ def train(cfg) -> Path:
             checkpoint()
             if cfg.keep_epochs and rank == 0:  # weights of the last N epochs, for `asr average`
                 keep_epoch_checkpoint(run_dir, state["epoch"], model_state(model, cfg, tok), cfg.keep_epochs)
-            if improved and rank == 0:
-                shutil.copyfile(last, run_dir / ".best.pt.tmp")
-                Path(run_dir / ".best.pt.tmp").replace(run_dir / "best.pt")
+            if improved and rank == 0:  # what inference, fine-tuning and `asr info` read; no optimizer state
+                save_checkpoint(run_dir / "best.pt", {**model_state(model, cfg, tok), "train_state": dict(state)})
             log.dev(state["step"], state["epoch"], dev_loss, wer, cer)
             if rank == 0:
                 print(f"epoch {state['epoch']}: dev WER {100 * wer:.2f}% CER {100 * cer:.2f}% "

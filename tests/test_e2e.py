@@ -37,6 +37,10 @@ def test_loss_decreases_and_run_dir_complete(tiny_model):
     assert len(rows) >= 6 and all(np.isfinite(float(r["loss"])) for r in rows)
     assert [int(r["step"]) for r in rows] == list(range(1, len(rows) + 1))
     assert len(list(csv.DictReader(open(run / "dev.csv")))) == 2
+    best, last = load_checkpoint(run / "best.pt"), load_checkpoint(run / "last.pt")
+    assert "optimizer" not in best and "rng" not in best and "optimizer" in last  # best.pt: for inference
+    assert best["train_state"]["best_wer"] == last["train_state"]["best_wer"]
+    assert (run / "best.pt").stat().st_size < 0.6 * (run / "last.pt").stat().st_size
 
 
 def test_training_lowers_dev_loss(tiny_model, digit_manifests):
