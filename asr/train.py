@@ -7,6 +7,7 @@ at the same epoch and batch, with the same batch order, optimizer and RNG state.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import math
@@ -351,8 +352,10 @@ def _step(model, opt, batches: Batch | list[Batch], device, amp, lr: float, clip
     why = "non-finite loss"
     results = []  # (summed loss, utterances) per batch; a None loss: not finite
     try:
-        for batch in batches:
-            results.append(_forward_backward(model, batch.to(device), device, amp, scaler, accum=len(batches)))
+        for k, batch in enumerate(batches):
+            # DDP: gradients of all but the last batch add up locally; the last backward all-reduces the sum
+            with model.no_sync() if k < len(batches) - 1 and hasattr(model, "no_sync") else contextlib.nullcontext():
+                results.append(_forward_backward(model, batch.to(device), device, amp, scaler, accum=len(batches)))
     except torch.OutOfMemoryError:
         if dist.world_size() > 1:  # the other ranks wait in a collective: no split can be agreed on
             raise UserError(f"out of memory on a batch of {_describe(batch)} on rank {dist.rank()}; "
