@@ -187,4 +187,6 @@ def describe(path: str | os.PathLike) -> dict:
         info["epoch"] = ckpt["epoch"]
     if "averaged_from" in ckpt:
         info["averaged_from"] = ckpt["averaged_from"]
+    if c.get("init_from"):  # fine-tuned: the run started from this checkpoint's weights
+        info["init_from"] = c["init_from"]
     return info

@@ -245,12 +245,15 @@ def test_init_from_starts_with_the_checkpoints_weights_and_statistics(tiny_model
     """init_from=CKPT (fine-tuning): the new run starts from CKPT's weights and normalization statistics, not
     from a random model and the new training set's statistics. With a learning rate of 1e-9 one epoch leaves
     them where they were; data.stats, when given, replaces the statistics."""
+    from asr.checkpoint import describe
     from asr.config import FeatureConfig
     from asr.stats import load_stats
 
     base = tiny_overrides(tmp_path / "ft", *digit_manifests, epochs=1) + [
         f"init_from={tiny_model}", "optim.lr=1e-9", "optim.weight_decay=0", "model.forget_bias=1.0"]
     train(compose(base))
+    assert describe(tmp_path / "ft" / "best.pt")["init_from"] == str(tiny_model)  # `asr info` says so
+    assert "init_from" not in describe(tiny_model)
     start, tuned = load_checkpoint(tiny_model)["model"], load_checkpoint(tmp_path / "ft" / "last.pt")["model"]
     assert tuned.keys() == start.keys()
     for k in start:
