@@ -82,11 +82,14 @@ def test_sampler_noise_seeds_are_per_epoch_and_shared_by_ranks():
     assert first != {k[0]: k[2] for b in one.epoch_batches() for k in b}
 
 
-def test_training_with_noise_through_workers(digit_manifests, tmp_path):
+@pytest.mark.parametrize("where", ["loader", "device"])
+def test_training_with_noise_through_workers(digit_manifests, tmp_path, where):
+    """Noise in the workers, before log-mels there or on the training device (batches then mix int16 clean
+    and float32 noisy waveforms)."""
     noise = _noise_folder(tmp_path / "noise")
     run = tmp_path / "run"
     train(compose(tiny_overrides(run, *digit_manifests, epochs=1) + [
-        f"data.noise={noise}", "data.cache_features=false", "data.num_workers=2", "data.noise_prob=1.0"]))
+        f"data.noise={noise}", "data.cache_features=false", "data.num_workers=2", f"data.features_on={where}"]))
     assert (run / "last.pt").is_file()
     with pytest.raises(UserError, match="data.noise mixes new noise .* set data.cache_features=false"):
         train(compose(tiny_overrides(tmp_path / "x", *digit_manifests) + [f"data.noise={noise}"]))
