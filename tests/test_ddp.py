@@ -63,9 +63,9 @@ def dev_shares(world, trace_dir):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("features", [[], ["data.cache_features=false", "data.features_on=device"],
-                                      ["optim.accum_grad=2"]],
-                         ids=["cached-features", "features-on-device", "accum-grad"])
+@pytest.mark.parametrize("features", [[], ["data.cache_features=false", "data.features_on=device",
+                                          "optim.accum_grad=2"]],  # 2 batches per step: DDP's no_sync path too
+                         ids=["cached-features", "features-on-device-accum-grad"])
 def test_ddp_two_ranks_match_one_process(digit_manifests, tmp_path, features):
     train_m, dev_m = digit_manifests
     common = ["specaug=none", "model.dropout=0.0", "threads=1", "data.max_frames=3000", *features]  # deterministic
