@@ -25,8 +25,8 @@ def _recordings(root):
     (root / "spk1" / "a.txt").write_text("Hello,  World\n")
     _tone(root / "spk1" / "b.flac", 0.5, 8000)
     (root / "spk1" / "b.lab").write_text("second one")
-    _tone(root / "spk2" / "c.mp3", 1.25, 44100, format="MP3")
-    (root / "spk2" / "c.txt").write_text("third\n")
+    _tone(root / "spk2" / "C.MP3", 1.25, 44100, format="MP3")
+    (root / "spk2" / "C.TXT").write_text("third\n")
     _tone(root / "spk2" / "no_text.wav", 0.3, 16000)
     (root / "spk2" / "no_audio.txt").write_text("orphan")
     _tone(root / "spk2" / "empty.wav", 0.3, 16000)
@@ -41,7 +41,7 @@ def test_prepare_folder_reads_each_recording_with_its_transcript(tmp_path, capsy
     path = prepare_folder(root, tmp_path / "m", progress=False)
     assert path == tmp_path / "m" / "mine.jsonl"
     utts = read_manifest(path)
-    assert [u.id for u in utts] == ["spk1-a", "spk1-b", "spk2-c"]
+    assert [u.id for u in utts] == ["spk1-a", "spk1-b", "spk2-C"]
     assert [u.text for u in utts] == ["Hello, World", "second one", "third"]  # as written, spaces collapsed
     assert [u.duration for u in utts] == pytest.approx([1.0, 0.5, 1.25], abs=5e-4)
     assert [speaker_of(u.id) for u in utts] == ["spk1", "spk1", "spk2"]

@@ -31,7 +31,8 @@ def read_folder(root: Path, strict: bool = False, jobs: int = 8, progress: bool 
             problems.append(f"{f}: same utterance id {utt_id!r} as {owner[utt_id]}; rename one of them")
             continue
         owner[utt_id] = f
-        trans = next((f.with_suffix(ext) for ext in TRANSCRIPT_EXTENSIONS if f.with_suffix(ext).is_file()), None)
+        trans = next((f.with_suffix(e) for ext in TRANSCRIPT_EXTENSIONS for e in (ext, ext.upper())
+                      if f.with_suffix(e).is_file()), None)  # a.txt, or A.TXT beside A.WAV
         if trans is None:
             problems.append(f"{f}: no transcript beside it ({f.with_suffix('.txt').name})")
             continue
@@ -41,7 +42,7 @@ def read_folder(root: Path, strict: bool = False, jobs: int = 8, progress: bool 
             continue
         entries.append((utt_id, f, text))
     with_audio = {f.with_suffix("") for f in audio}
-    for t in sorted(p for ext in TRANSCRIPT_EXTENSIONS for p in root.rglob(f"*{ext}")):
+    for t in sorted(p for p in root.rglob("*") if p.suffix.lower() in TRANSCRIPT_EXTENSIONS and p.is_file()):
         if t.with_suffix("") not in with_audio:
             problems.append(f"{t}: transcript without an audio file beside it")
     return measure(entries, problems, strict=strict, jobs=jobs, progress=progress, desc=root.name), problems
