@@ -17,7 +17,7 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
-from asr.audio import AUDIO_EXTENSIONS, as_float, audio_duration, to_mono_resampled
+from asr.audio import AUDIO_EXTENSIONS, as_float, to_mono_resampled
 from asr.errors import UserError
 
 MIN_NOISE_S = 0.05  # shorter noise files are left out, seconds
@@ -31,7 +31,15 @@ class NoiseMixer:
             raise UserError(f"data.noise={folder}: no such directory; give a folder of noise recordings "
                             f"(e.g. MUSAN's noise/), or data.noise=null")
         files = sorted(f for f in folder.rglob("*") if f.suffix.lower() in AUDIO_EXTENSIONS and f.is_file())
-        self.files = [f for f in files if audio_duration(str(f)) >= MIN_NOISE_S]
+        self._shape = {}  # file -> (frames, sample rate), from its header, read once
+        for f in files:
+            try:
+                info = sf.info(str(f))
+            except (sf.LibsndfileError, RuntimeError) as e:
+                raise UserError(f"data.noise: {f}: cannot read audio header ({e})") from None
+            if info.frames >= MIN_NOISE_S * info.samplerate:
+                self._shape[f] = (info.frames, info.samplerate)
+        self.files = list(self._shape)
         if not self.files:
             raise UserError(f"data.noise={folder}: no audio files ({', '.join(AUDIO_EXTENSIONS)}) of at least "
                             f"{MIN_NOISE_S} s under this folder")
@@ -52,10 +60,10 @@ class NoiseMixer:
     def segment(self, path: Path, samples: int, where: float) -> torch.Tensor:
         """``samples`` samples of ``path`` at the mixer's rate, from the point ``where`` (0-1) of the file on,
         looped from the start as often as needed."""
-        info = sf.info(str(path))
-        need = -(-samples * info.samplerate // self.sample_rate) + 1  # source samples for ``samples`` output ones
-        start = int(where * max(0, info.frames - need))
-        data, _ = sf.read(str(path), start=start, frames=min(need, info.frames), dtype="float32", always_2d=True)
-        noise = to_mono_resampled(data, info.samplerate, self.sample_rate, name=str(path))
+        frames, rate = self._shape[path]
+        need = -(-samples * rate // self.sample_rate) + 1  # source samples for ``samples`` output ones
+        start = int(where * max(0, frames - need))
+        data, _ = sf.read(str(path), start=start, frames=min(need, frames), dtype="float32", always_2d=True)
+        noise = to_mono_resampled(data, rate, self.sample_rate, name=str(path))
         reps = -(-samples // len(noise))
         return noise.repeat(reps)[:samples] if reps > 1 else noise[:samples]

@@ -37,6 +37,16 @@ def _flacs(ctx: Context) -> tuple[list, str]:
     return files, "5 synthesized 16-bit FLAC files (LibriSpeech sample absent), repeated"
 
 
+def _noise_dir(ctx: Context):
+    """Ten 5-second noise recordings (16-bit FLAC), as a data.noise folder."""
+    d = ctx.work / "noise"
+    d.mkdir(parents=True, exist_ok=True)
+    for i in range(10):
+        if not (d / f"noise-{i}.flac").is_file():
+            write_noise_flac(d / f"noise-{i}.flac", 5.0, seed=100 + i)
+    return d
+
+
 def _train_rates(ctx: Context) -> dict:
     """Our CPU training throughput per model/mix: this run's train benchmark, else the last train.json."""
     from bench_train import ours_audio_per_s
@@ -55,6 +65,7 @@ def run(ctx: Context) -> dict:
     from asr.data import BucketBatchSampler, UtteranceDataset, collate
     from asr.features import LogMel
     from asr.manifest import Utterance
+    from asr.noise import NoiseMixer
 
     result = {"name": "loader", "quick": ctx.quick, "machine": machine_info(), "load_before": load_snapshot()}
     files, what = _flacs(ctx)
@@ -81,10 +92,15 @@ def run(ctx: Context) -> dict:
         # with data.speed_perturb=[0.9,1.0,1.1]: two utterances in three are resampled in the worker too
         speeds = (0.9, 1.0, 1.1)
         t_speed = best_time(lambda: [ds[(i, speeds[i % 3])] for i in range(len(ds))], reps, warmup=0)
-        ds.waveforms = False
+        # with data.noise=DIR and data.noise_prob=1 (noise in every utterance, the most work there is): each
+        # utterance gets a segment of a noise file read, mixed at a random SNR
+        ds.noise = NoiseMixer(_noise_dir(ctx), prob=1.0)
+        t_noise = best_time(lambda: [ds[(i, 1.0, i)] for i in range(len(ds))], reps, warmup=0)
+        ds.waveforms, ds.noise = False, None
     per_worker = audio_s / t_item
     wave_worker = audio_s / t_wave
     speed_worker = audio_s / t_speed  # audio s before perturbation, as the training rate counts it (about)
+    noise_worker = audio_s / t_noise
     # the real thing: DataLoader, 2 worker processes, bucketed batches, our collate
     sampler = BucketBatchSampler([ds.num_frames(i) for i in range(len(ds))], 8000, seed=0)
     loader = DataLoader(ds, batch_sampler=sampler.epoch_batches(), collate_fn=collate, num_workers=2,
@@ -97,6 +113,7 @@ def run(ctx: Context) -> dict:
         "decode_audio_per_s": rnd(audio_s / t_decode), "features_audio_per_s": rnd(audio_s / t_feats),
         "per_worker_audio_per_s": rnd(per_worker), "per_worker_waveforms_audio_per_s": rnd(wave_worker),
         "per_worker_waveforms_speed_perturb_audio_per_s": rnd(speed_worker),
+        "per_worker_waveforms_noise_audio_per_s": rnd(noise_worker),
         "decode_frac": rnd(t_decode / (t_decode + t_feats)),
         "dataloader_2_workers_audio_per_s": rnd(audio_s / t_loader),
         "dataloader_note": "includes starting 2 worker processes",
@@ -106,7 +123,7 @@ def run(ctx: Context) -> dict:
         f"{t_decode / (t_decode + t_feats):.0%} of the time); DataLoader with 2 workers + collate: "
         f"{audio_s / t_loader:,.0f} audio s/s (with worker start-up); waveforms only, for log-mels on the "
         f"GPU (data.features_on=device): {wave_worker:,.0f} audio s/s per worker, {speed_worker:,.0f} with speed "
-        f"perturbation (0.9/1.0/1.1)")
+        f"perturbation (0.9/1.0/1.1), {noise_worker:,.0f} with noise in every utterance (data.noise)")
     need = {}
     for key, rate in _train_rates(ctx).items():
         need[f"CPU training {key}"] = {"consumes_audio_per_s": rate, "workers": rnd(rate / per_worker),
@@ -120,6 +137,9 @@ def run(ctx: Context) -> dict:
     need["H100 LibriSpeech model (projected), log-mels on the GPU, speed perturbation"] = {
         "consumes_audio_per_s": H100_AUDIO_PER_S, "workers": rnd(H100_AUDIO_PER_S / speed_worker),
         "workers_ceil": math.ceil(H100_AUDIO_PER_S / speed_worker)}
+    need["H100 LibriSpeech model (projected), log-mels on the GPU, noise in every utterance"] = {
+        "consumes_audio_per_s": H100_AUDIO_PER_S, "workers": rnd(H100_AUDIO_PER_S / noise_worker),
+        "workers_ceil": math.ceil(H100_AUDIO_PER_S / noise_worker)}
     result["workers_needed"] = need
     for k, v in need.items():
         log(f"  {k}: consumes {v['consumes_audio_per_s']:,.0f} audio s/s -> {v['workers']} workers "
