@@ -19,7 +19,12 @@ TRANSCRIPT_EXTENSIONS = (".txt", ".lab")
 
 def read_folder(root: Path, strict: bool = False, jobs: int = 8, progress: bool = True):
     """Utterances under ``root``, and the problems found (file: what)."""
-    audio = sorted(f for f in root.rglob("*") if f.suffix.lower() in AUDIO_EXTENSIONS and f.is_file())
+    files = sorted(f for f in root.rglob("*") if f.is_file())  # one walk of the tree for audio and transcripts
+    audio = [f for f in files if f.suffix.lower() in AUDIO_EXTENSIONS]
+    transcripts = [f for f in files if f.suffix.lower() in TRANSCRIPT_EXTENSIONS]
+    beside: dict[Path, dict[str, Path]] = {}  # path without extension -> {".txt": its transcript, ...}
+    for t in transcripts:
+        beside.setdefault(t.with_suffix(""), {})[t.suffix] = t
     if not audio:
         raise UserError(f"{root}: no audio files ({', '.join(AUDIO_EXTENSIONS)}) under this folder")
     problems: list[str] = []
@@ -31,8 +36,8 @@ def read_folder(root: Path, strict: bool = False, jobs: int = 8, progress: bool 
             problems.append(f"{f}: same utterance id {utt_id!r} as {owner[utt_id]}; rename one of them")
             continue
         owner[utt_id] = f
-        trans = next((f.with_suffix(e) for ext in TRANSCRIPT_EXTENSIONS for e in (ext, ext.upper())
-                      if f.with_suffix(e).is_file()), None)  # a.txt, or A.TXT beside A.WAV
+        trans = min(beside.get(f.with_suffix(""), {}).values(), default=None,  # a.txt (or A.TXT), else a.lab
+                    key=lambda t: TRANSCRIPT_EXTENSIONS.index(t.suffix.lower()))
         if trans is None:
             problems.append(f"{f}: no transcript beside it ({f.with_suffix('.txt').name})")
             continue
@@ -42,9 +47,8 @@ def read_folder(root: Path, strict: bool = False, jobs: int = 8, progress: bool 
             continue
         entries.append((utt_id, f, text))
     with_audio = {f.with_suffix("") for f in audio}
-    for t in sorted(p for p in root.rglob("*") if p.suffix.lower() in TRANSCRIPT_EXTENSIONS and p.is_file()):
-        if t.with_suffix("") not in with_audio:
-            problems.append(f"{t}: transcript without an audio file beside it")
+    problems += [f"{t}: transcript without an audio file beside it" for t in transcripts
+                 if t.with_suffix("") not in with_audio]
     return measure(entries, problems, strict=strict, jobs=jobs, progress=progress, desc=root.name), problems
 
 
