@@ -37,12 +37,14 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
+def load_checkpoint(path: str | os.PathLike, map_location="cpu", mmap: bool = False) -> dict:
+    """A checkpoint's contents (UserError when missing, unreadable or not ours); ``mmap``: tensors are read from
+    the file only when used (for a look at its config or tokenizer)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such checkpoint; train one with 'asr train' (it writes RUN_DIR/best.pt)")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        ckpt = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as e:
         msg = str(e)
         if "GLOBAL" in msg:  # the pickle names a Python object to import: code we refuse to run

@@ -227,7 +227,7 @@ def build_tokenizer(cfg, train_texts: Iterable[str] | None = None) -> Tokenizer:
     if cfg.init_from:  # fine-tuning: the output layer was trained for the checkpoint's tokens
         from asr.checkpoint import load_checkpoint
 
-        d = load_checkpoint(cfg.init_from)["tokenizer"]
+        d = load_checkpoint(cfg.init_from, mmap=True)["tokenizer"]  # train() loads the weights
         if d.get("type") != cfg.tokenizer.type:
             raise UserError(f"init_from={cfg.init_from} was trained with {d.get('type')} tokens, but "
                             f"tokenizer.type={cfg.tokenizer.type}: set tokenizer.type={d.get('type')} (its tokens "
