@@ -60,6 +60,9 @@ def test_noise_folder_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="data.noise=.*empty: no audio files"):
         NoiseMixer(tmp_path / "empty")
+    (tmp_path / "empty" / "broken.wav").write_bytes(b"RIFF, but no wave")  # named before training starts
+    with pytest.raises(UserError, match="data.noise: .*broken.wav: cannot read audio header"):
+        NoiseMixer(tmp_path / "empty")
 
 
 def test_sampler_noise_seeds_are_per_epoch_and_shared_by_ranks():
