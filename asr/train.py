@@ -162,7 +162,8 @@ def train(cfg) -> Path:
     total_steps = cfg.optim.epochs * math.ceil(len(sampler) / accum)  # optimizer steps
     if rank == 0:
         print(f"model: {model.num_params() / 1e6:.2f} M parameters; train {len(train_ds)} utterances "
-              f"({sum(u.duration for u in train_ds.utts) / 3600:.2f} h), {len(sampler)} batches/epoch, "
+              f"({sum(u.duration for u in train_ds.utts) / 3600:.2f} h), {len(sampler)} batches/epoch"
+              f"{f' ({total_steps // cfg.optim.epochs} optimizer steps of {accum})' if accum > 1 else ''}, "
               f"device {device}{', ' + PRECISION_NAMES[amp] if amp else ''}", file=sys.stderr)
 
     def checkpoint(name: str = "last.pt") -> None:

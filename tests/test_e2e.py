@@ -268,7 +268,7 @@ def test_init_from_starts_with_the_checkpoints_weights_and_statistics(tiny_model
     assert torch.allclose(tuned2["out.weight"], start["out.weight"], atol=1e-5)
 
 
-def test_accum_grad_takes_one_step_per_group_of_batches(tiny_model, digit_manifests, tmp_path):
+def test_accum_grad_takes_one_step_per_group_of_batches(tiny_model, digit_manifests, tmp_path, capsys):
     """optim.accum_grad=3: an optimizer step (a train.csv row, a learning-rate step) per 3 batches, the
     epoch's last group possibly shorter; the run sees the same batches as the plain one."""
     plain = load_checkpoint(tiny_model.parent / "last.pt")["train_state"]  # 2 epochs, a step per batch
@@ -277,5 +277,6 @@ def test_accum_grad_takes_one_step_per_group_of_batches(tiny_model, digit_manife
     train(compose(tiny_overrides(tmp_path / "acc", *digit_manifests) + ["optim.accum_grad=3"]))
     state = load_checkpoint(tmp_path / "acc" / "last.pt")["train_state"]
     assert state["step"] == 2 * -(-per_epoch // 3) and state["epoch"] == 2
+    assert f"{per_epoch} batches/epoch ({-(-per_epoch // 3)} optimizer steps of 3)" in capsys.readouterr().err
     rows = list(csv.DictReader(open(tmp_path / "acc" / "train.csv")))
     assert len(rows) == state["step"] and all(np.isfinite(float(r["loss"])) for r in rows)
