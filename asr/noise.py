@@ -55,6 +55,7 @@ class NoiseMixer:
         noise = self.segment(path, len(wave), rng.random())
         if not noise.abs().max() > 0:  # digital silence: no level to scale to the SNR
             return wave
+        # (samples,) -> (1, samples) for add_noise's batch dimension, and back
         return AF.add_noise(as_float(wave)[None], noise[None], torch.tensor([snr]))[0]
 
     def segment(self, path: Path, samples: int, where: float) -> torch.Tensor:
