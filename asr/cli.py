@@ -152,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--worst", type=int, default=5, metavar="N",
                    help="list the N utterances with the largest gap on stderr (default 5; 0: none)")
     s.add_argument("--threads", type=int, default=1, help="torch threads; 0: all cores (default 1, as transcribe)")
-    s.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (a GPU when there is one)")
+    _device_arg(s)
     s.set_defaults(func=cmd_align)
 
     s = sub.add_parser("export", help="export the model (log-mel features -> log-probs) to TorchScript or ONNX",
@@ -222,10 +222,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _device_arg(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (a GPU when there is one)")
+
+
 def _decoder_args(s: argparse.ArgumentParser) -> None:
     s.add_argument("--decoder", choices=["greedy", "beam"], default=None,
                    help="default: beam when a beam option or --decoder-config is given, else greedy")
-    s.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (a GPU when there is one)")
+    _device_arg(s)
     b = s.add_argument_group("beam search (asr/config.py DecoderConfig has the units)")
     b.add_argument("--decoder-config", type=Path, default=None,
                    help="decoder YAML, e.g. conf/decoder/beam_tuned.yaml from tools/tune_lm.py; flags override it")
