@@ -135,6 +135,8 @@ class TrainConfig:
     threads: int = 0  # CPU threads for torch (0: all cores)
     save_every: int = 0  # also checkpoint every N optimizer steps (0: at epoch ends only)
     resume: bool = True  # continue from run_dir/last.pt when it exists
+    tensorboard: bool = False  # also write the metrics as TensorBoard event files to run_dir/tensorboard (needs the
+    #                             tensorboard package: pip install 'asr[tensorboard]')
     keep_epochs: int = 0  # also keep epoch-N.pt (weights only) for the last N epochs, for `asr average` (0: none)
     init_from: Optional[str] = None  # checkpoint whose weights, normalization statistics and tokens start this run
     #                                  (fine-tuning a trained model on new data); its features and layer sizes must

@@ -1,4 +1,4 @@
-"""Per-step training metrics (CSV) and the loss / dev-WER plot (PNG)."""
+"""Per-step training metrics (CSV, and TensorBoard when asked) and the loss / dev-WER plot (PNG)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import io
 import time
 from pathlib import Path
 
+from asr.errors import UserError
 from asr.io import atomic_write_bytes
 
 TRAIN_FIELDS = ["step", "epoch", "loss", "lr", "grad_norm", "audio_s_per_s", "time"]
@@ -14,19 +15,23 @@ DEV_FIELDS = ["step", "epoch", "loss", "wer", "cer", "time"]
 
 
 class MetricsLog:
-    """``train.csv`` (a row per step), ``dev.csv`` (a row per epoch), ``curves.png``.
+    """``train.csv`` (a row per step), ``dev.csv`` (a row per epoch), ``curves.png``; with ``tensorboard``
+    the same figures as TensorBoard scalars (``train/loss``, ``dev/wer``, ...) under ``run_dir/tensorboard``.
 
     On resume, rows past the checkpoint's step are dropped so the curves do not
-    double back.
+    double back (TensorBoard's own ``purge_step`` does the same for its events).
     """
 
-    def __init__(self, run_dir: Path, enabled: bool = True, truncate_after: int = 0):
+    def __init__(self, run_dir: Path, enabled: bool = True, truncate_after: int = 0, tensorboard: bool = False):
         self.enabled = enabled
         self.run_dir = run_dir
         self.t0 = time.time()
         self.t_last = self.t_flush = time.time()
+        self.tb = None
         if not enabled:
             return
+        if tensorboard:
+            self.tb = tensorboard_writer()(str(run_dir / "tensorboard"), purge_step=truncate_after + 1)
         self.files = {}
         for name, fields in (("train", TRAIN_FIELDS), ("dev", DEV_FIELDS)):
             path = run_dir / f"{name}.csv"
@@ -51,6 +56,9 @@ class MetricsLog:
             self.t_flush = now
         w.writerow({"step": step, "epoch": epoch, "loss": f"{loss:.4f}", "lr": f"{lr:.3e}",
                     "grad_norm": f"{grad_norm:.3f}", "audio_s_per_s": f"{rate:.1f}", "time": f"{now - self.t0:.1f}"})
+        if self.tb is not None:
+            for key, value in (("loss", loss), ("lr", lr), ("grad_norm", grad_norm), ("audio_s_per_s", rate)):
+                self.tb.add_scalar(f"train/{key}", value, step, walltime=now)
 
     def dev(self, step: int, epoch: int, loss: float, wer: float, cer: float) -> None:
         if not self.enabled:
@@ -60,6 +68,10 @@ class MetricsLog:
                     "time": f"{time.time() - self.t0:.1f}"})
         for fh, _ in self.files.values():
             fh.flush()
+        if self.tb is not None:
+            for key, value in (("loss", loss), ("wer", wer), ("cer", cer)):
+                self.tb.add_scalar(f"dev/{key}", value, step)
+            self.tb.flush()
         plot_curves(self.run_dir)
         self.t_last = time.time()  # dev evaluation time is not training time
 
@@ -67,6 +79,19 @@ class MetricsLog:
         if self.enabled:
             for f, _ in self.files.values():
                 f.close()
+        if self.tb is not None:
+            self.tb.close()
+
+
+def tensorboard_writer():
+    """torch's SummaryWriter class, or a UserError saying how to install what it needs."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise UserError("tensorboard=true needs the tensorboard package: pip install 'asr[tensorboard]' "
+                        "(or pip install tensorboard), or leave tensorboard=false (train.csv and curves.png "
+                        "have the same figures)") from None
+    return SummaryWriter
 
 
 def _read(path: Path) -> list[dict]:

@@ -31,7 +31,7 @@ from asr.evaluate import evaluate
 from asr.features import LogMel
 from asr.io import atomic_write_text
 from asr.manifest import read_manifest
-from asr.metrics_log import MetricsLog
+from asr.metrics_log import MetricsLog, tensorboard_writer
 from asr.model import conv_out_lengths
 from asr.noise import NoiseMixer
 from asr.stats import load_stats
@@ -113,6 +113,8 @@ def train(cfg) -> Path:
         if not Path(getattr(cfg.data, key)).is_file():
             raise UserError(f"data.{key}={getattr(cfg.data, key)}: no such manifest file; make it with "
                             f"'asr prepare' or set data.{key}=PATH")
+    if cfg.tensorboard:
+        tensorboard_writer()  # fails here, before any work, when the package is missing
     run_dir = Path(cfg.run_dir).resolve()
     rank, world = dist.setup()
     device = dist.pick_device(cfg.device)
@@ -157,7 +159,7 @@ def train(cfg) -> Path:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.yaml", _yaml(cfg))
         _record_start(run_dir, device, world, state)
-    log = MetricsLog(run_dir, enabled=rank == 0, truncate_after=state["step"])
+    log = MetricsLog(run_dir, enabled=rank == 0, truncate_after=state["step"], tensorboard=cfg.tensorboard)
     accum = cfg.optim.accum_grad
     total_steps = cfg.optim.epochs * math.ceil(len(sampler) / accum)  # optimizer steps
     if rank == 0:
