@@ -1,5 +1,5 @@
-"""The ``asr`` command: synth-corpus, download, synth-digits, prepare, stats, bpe, train, average, info, eval,
-transcribe, lm, export, serve.
+"""The ``asr`` command: synth-corpus, download, synth-digits, synth-noise, prepare, stats, bpe, train, average,
+info, eval, transcribe, lm, export, serve.
 
 User errors print one line, ``error: ...``, and exit with status 2; no traceback.
 """
@@ -71,6 +71,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="espeak-ng voices added to training as extra speakers (0: none; default from DigitsConfig)")
     s.set_defaults(func=cmd_synth_digits)
 
+    s = sub.add_parser("synth-noise", help="make a folder of noise recordings (coloured noise, hum, babble) for "
+                                           "data.noise and asr eval --noise",
+                       description="Writes OUT/KIND-NNN.flac, 16 kHz mono. white/pink/brown: Gaussian noise with a "
+                                   "1/f^0, 1/f, 1/f^2 spectrum and a slow swell; hum: 50/60 Hz mains hum; babble: "
+                                   "4-8 talkers at once from --babble-from. Deterministic from --seed; a re-run "
+                                   "writes only missing files.")
+    s.add_argument("--out", required=True, type=Path, help="output folder")
+    s.add_argument("--kinds", default=None,
+                   help="comma-separated, from white,pink,brown,hum,babble (default: all, babble only with "
+                        "--babble-from)")
+    s.add_argument("--babble-from", type=Path, default=None, metavar="DIR",
+                   help="folder of speech recordings for babble (searched recursively)")
+    s.add_argument("--files", type=int, default=4, help="files per kind (default 4)")
+    s.add_argument("--seconds", type=float, default=30.0, help="length of each file, seconds (default 30)")
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=cmd_synth_noise)
+
     s = sub.add_parser("prepare", help="read a corpus into JSONL manifests",
                        description="librispeech: ROOT holds LibriSpeech/SUBSET/SPK/CH/*.flac + *.trans.txt. "
                                    "commonvoice: ROOT is a Common Voice language folder (clips/, SPLIT.tsv). "
@@ -108,6 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=0,
                    help="DataLoader processes that read the audio (default 0: this process); on a GPU the "
                         "log-mels are computed there and the workers only decode")
+    s.add_argument("--noise", type=Path, default=None, metavar="DIR",
+                   help="mix noise from this folder of recordings (e.g. from 'asr synth-noise') into every "
+                        "utterance at --snr, to measure robustness; each utterance's noise is drawn from its id")
+    s.add_argument("--snr", type=float, default=10.0, help="with --noise: signal-to-noise ratio, dB (default 10)")
+    s.add_argument("--noise-seed", type=int, default=0, help="with --noise: another seed draws other segments")
     _decoder_args(s)
     s.set_defaults(func=cmd_eval)
 
@@ -325,6 +347,19 @@ def cmd_synth_digits(args, _extra) -> int:
     return 0
 
 
+def cmd_synth_noise(args, _extra) -> int:
+    from asr.corpus.noise import KINDS, synth_noise
+
+    if args.kinds is not None:
+        kinds = tuple(k for k in args.kinds.split(",") if k)
+    else:
+        kinds = KINDS if args.babble_from is not None else tuple(k for k in KINDS if k != "babble")
+    paths = synth_noise(args.out, kinds, files_per_kind=args.files, seconds=args.seconds, seed=args.seed,
+                        babble_from=args.babble_from)
+    print(f"{args.out}\t{len(paths)} files ({', '.join(kinds)}), {len(paths) * args.seconds / 60:.1f} min")
+    return 0
+
+
 def cmd_prepare(args, _extra) -> int:
     if args.corpus == "folder":
         from asr.corpus.folder import prepare_folder
@@ -387,10 +422,19 @@ def cmd_eval(args, _extra) -> int:
     model, tok, cfg = load_model(args.model, device)
     utts = read_manifest(args.manifest)
     ds = UtteranceDataset(utts, LogMel(cfg.features), tok)
+    if args.noise is not None:
+        from asr.noise import NoiseMixer
+
+        ds.noise = NoiseMixer(args.noise, (args.snr, args.snr), prob=1.0, sample_rate=cfg.features.sample_rate)
+        print(f"noise: {len(ds.noise.files)} files of {args.noise} mixed in at {args.snr:g} dB SNR "
+              f"(seed {args.noise_seed})", file=sys.stderr)
+    elif args.snr != 10.0 or args.noise_seed != 0:
+        raise UserError("--snr and --noise-seed are for --noise DIR (a folder of noise recordings); give one")
     decoder = build_decoder(_decoder_config(args), tok)
     on_device = LogMel(cfg.features).to(device) if device.type == "cuda" else None  # as training's features_on=auto
     start = time.perf_counter()
-    result = evaluate(model, ds, decoder, device, progress=True, num_workers=args.workers, logmel=on_device)
+    result = evaluate(model, ds, decoder, device, progress=True, num_workers=args.workers, logmel=on_device,
+                      noise_seed=args.noise_seed)
     seconds, audio_s = time.perf_counter() - start, sum(u.duration for u in utts)
     report = args.report or args.model.parent / f"eval-{args.manifest.stem}.jsonl"
     write_report(report, result)

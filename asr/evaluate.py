@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import zlib
 from collections import Counter
 from dataclasses import dataclass
 
@@ -30,17 +31,21 @@ class EvalResult:
 @torch.no_grad()
 def infer(model, ds: UtteranceDataset, decoder: Decoder, device: torch.device, max_frames: int = 40000,
           num_workers: int = 0, progress: bool = False, precision: torch.dtype | None = None,
-          logmel: LogMel | None = None):
+          logmel: LogMel | None = None, noise_seed: int = 0):
     """Decode every utterance; returns ({id: Hypothesis}, summed CTC loss).
 
     With ``logmel`` (a LogMel on ``device``) and a dataset without its feature cache, the loader hands over
     waveforms and the log-mels of each batch are computed on ``device``, as training does (data.features_on).
+    With ``ds.noise`` (a NoiseMixer) each utterance gets the noise drawn from its id and ``noise_seed``: the
+    same whatever the batching, the workers or the model.
     """
     model.eval()
     waves = logmel is not None and ds.cache is None
     ds.waveforms = waves
-    sampler = BucketBatchSampler([ds.num_frames(i) for i in range(len(ds))], max_frames, shuffle=False)
-    loader = DataLoader(ds, batch_sampler=sampler, collate_fn=collate_waves if waves else collate,
+    batches = list(BucketBatchSampler([ds.num_frames(i) for i in range(len(ds))], max_frames, shuffle=False))
+    if ds.noise is not None:
+        batches = [[(i, 1.0, utterance_seed(ds.utts[i].id, noise_seed)) for i in b] for b in batches]
+    loader = DataLoader(ds, batch_sampler=batches, collate_fn=collate_waves if waves else collate,
                         num_workers=num_workers, pin_memory=waves and device.type == "cuda")
     ctc = torch.nn.CTCLoss(blank=0, reduction="sum", zero_infinity=True)
     hyps: dict[str, Hypothesis] = {}
@@ -55,6 +60,11 @@ def infer(model, ds: UtteranceDataset, decoder: Decoder, device: torch.device, m
         for uid, hyp in zip(batch.ids, decoder.decode(log_probs.float().cpu(), out_lengths.cpu())):
             hyps[uid] = hyp
     return hyps, loss
+
+
+def utterance_seed(utt_id: str, seed: int = 0) -> int:
+    """A 32-bit seed from an utterance id (CRC-32: the same in every process and Python version)."""
+    return zlib.crc32(f"{seed}:{utt_id}".encode())
 
 
 @torch.no_grad()

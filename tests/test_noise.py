@@ -119,3 +119,34 @@ def test_dataset_items_get_the_seeds_noise(digit_manifests, tmp_path):
     wave, noisy_wave = ds[0][1], ds[(0, 1.0, 5)][1]
     assert _snr_db(wave.float() / 32768 if wave.dtype == torch.int16 else wave, noisy_wave) == pytest.approx(0.0,
                                                                                                          abs=1e-3)
+
+
+def test_eval_with_noise_is_per_utterance_and_hurts(tiny_model, digit_manifests, tmp_path, capsys):
+    """``asr eval --noise``: each utterance's noise comes from its id, so the batching does not change a
+    hypothesis; loud noise raises the loss; the options are checked."""
+    from asr.checkpoint import load_model
+    from asr.cli import main
+    from asr.data import UtteranceDataset
+    from asr.decode import build_decoder
+    from asr.evaluate import evaluate
+    from asr.features import LogMel
+    from asr.manifest import read_manifest
+
+    model, tok, cfg = load_model(tiny_model, torch.device("cpu"))
+    ds = UtteranceDataset(read_manifest(digit_manifests[1]), LogMel(cfg.features), tok)
+    decoder = build_decoder(cfg.decoder, tok)
+    clean = evaluate(model, ds, decoder, torch.device("cpu"))
+    ds.noise = NoiseMixer(_noise_folder(tmp_path / "noise"), snr_db=(-5.0, -5.0), prob=1.0)
+    noisy = [evaluate(model, ds, decoder, torch.device("cpu"), max_frames=m) for m in (40000, 300)]
+    assert noisy[0].rows == noisy[1].rows  # one batch of all, or batches of one or two: the same noise
+    assert noisy[0].loss > clean.loss + 1.0
+    other = evaluate(model, ds, decoder, torch.device("cpu"), noise_seed=1)
+    assert other.loss != noisy[0].loss
+
+    args = ["eval", "--model", str(tiny_model), "--manifest", str(digit_manifests[1]), "--report",
+            str(tmp_path / "r.jsonl")]
+    assert main(args + ["--noise", str(tmp_path / "noise"), "--snr", "-5"]) == 0
+    out, err = capsys.readouterr()
+    assert "noise: 2 files of" in err and "at -5 dB SNR" in err and out.startswith("WER ")
+    assert main(args + ["--snr", "5"]) == 2
+    assert "--snr and --noise-seed are for --noise DIR" in capsys.readouterr().err
