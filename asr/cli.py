@@ -72,15 +72,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_synth_digits)
 
     s = sub.add_parser("synth-noise", help="make a folder of noise recordings (coloured noise, hum, babble) for "
-                                           "data.noise and asr eval --noise",
+                                           "data.noise and asr eval --noise, or of room impulse responses",
                        description="Writes OUT/KIND-NNN.flac, 16 kHz mono. white/pink/brown: Gaussian noise with a "
                                    "1/f^0, 1/f, 1/f^2 spectrum and a slow swell; hum: 50/60 Hz mains hum; babble: "
-                                   "4-8 talkers at once from --babble-from. Deterministic from --seed; a re-run "
-                                   "writes only missing files.")
+                                   "4-8 talkers at once from --babble-from; rir (only when named, into a folder "
+                                   "of its own): room impulse responses, RT60 0.2-1.0 s, for data.rir and asr eval "
+                                   "--rir. Deterministic from --seed; a re-run writes only missing files.")
     s.add_argument("--out", required=True, type=Path, help="output folder")
     s.add_argument("--kinds", default=None,
-                   help="comma-separated, from white,pink,brown,hum,babble (default: all, babble only with "
-                        "--babble-from)")
+                   help="comma-separated, from white,pink,brown,hum,babble,rir (default: the noises; babble "
+                        "only with --babble-from)")
     s.add_argument("--babble-from", type=Path, default=None, metavar="DIR",
                    help="folder of speech recordings for babble (searched recursively)")
     s.add_argument("--files", type=int, default=4, help="files per kind (default 4)")
@@ -128,8 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--noise", type=Path, default=None, metavar="DIR",
                    help="mix noise from this folder of recordings (e.g. from 'asr synth-noise') into every "
                         "utterance at --snr, to measure robustness; each utterance's noise is drawn from its id")
+    s.add_argument("--rir", type=Path, default=None, metavar="DIR",
+                   help="convolve every utterance with a room impulse response from this folder (before any "
+                        "--noise), drawn from its id")
     s.add_argument("--snr", type=float, default=10.0, help="with --noise: signal-to-noise ratio, dB (default 10)")
-    s.add_argument("--noise-seed", type=int, default=0, help="with --noise: another seed draws other segments")
+    s.add_argument("--noise-seed", type=int, default=0,
+                   help="with --noise or --rir: another seed draws other segments and rooms")
     _decoder_args(s)
     s.set_defaults(func=cmd_eval)
 
@@ -353,10 +358,13 @@ def cmd_synth_noise(args, _extra) -> int:
     if args.kinds is not None:
         kinds = tuple(k for k in args.kinds.split(",") if k)
     else:
-        kinds = KINDS if args.babble_from is not None else tuple(k for k in KINDS if k != "babble")
+        kinds = tuple(k for k in KINDS if k != "rir" and (k != "babble" or args.babble_from is not None))
     paths = synth_noise(args.out, kinds, files_per_kind=args.files, seconds=args.seconds, seed=args.seed,
                         babble_from=args.babble_from)
-    print(f"{args.out}\t{len(paths)} files ({', '.join(kinds)}), {len(paths) * args.seconds / 60:.1f} min")
+    import soundfile as sf
+
+    minutes = sum(sf.info(str(p)).duration for p in paths) / 60
+    print(f"{args.out}\t{len(paths)} files ({', '.join(kinds)}), {minutes:.1f} min")
     return 0
 
 
@@ -422,14 +430,23 @@ def cmd_eval(args, _extra) -> int:
     model, tok, cfg = load_model(args.model, device)
     utts = read_manifest(args.manifest)
     ds = UtteranceDataset(utts, LogMel(cfg.features), tok)
+    if args.rir is not None:
+        from asr.noise import Reverb
+
+        ds.rir = Reverb(args.rir, prob=1.0, sample_rate=cfg.features.sample_rate, key="--rir")
+        print(f"reverberation: {len(ds.rir.files)} impulse responses of {args.rir} (seed {args.noise_seed})",
+              file=sys.stderr)
     if args.noise is not None:
         from asr.noise import NoiseMixer
 
-        ds.noise = NoiseMixer(args.noise, (args.snr, args.snr), prob=1.0, sample_rate=cfg.features.sample_rate)
+        ds.noise = NoiseMixer(args.noise, (args.snr, args.snr), prob=1.0, sample_rate=cfg.features.sample_rate,
+                              key="--noise")
         print(f"noise: {len(ds.noise.files)} files of {args.noise} mixed in at {args.snr:g} dB SNR "
               f"(seed {args.noise_seed})", file=sys.stderr)
-    elif args.snr != 10.0 or args.noise_seed != 0:
-        raise UserError("--snr and --noise-seed are for --noise DIR (a folder of noise recordings); give one")
+    elif args.snr != 10.0:
+        raise UserError("--snr is for --noise DIR (a folder of noise recordings); give one")
+    if args.noise_seed != 0 and args.noise is None and args.rir is None:
+        raise UserError("--noise-seed is for --noise DIR or --rir DIR; give one")
     decoder = build_decoder(_decoder_config(args), tok)
     on_device = LogMel(cfg.features).to(device) if device.type == "cuda" else None  # as training's features_on=auto
     start = time.perf_counter()

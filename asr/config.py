@@ -84,6 +84,10 @@ class DataConfig:
     noise_snr: list[float] = field(default_factory=lambda: [5.0, 20.0])  # [lowest, highest] signal-to-noise ratio,
     #                               dB, drawn uniformly per utterance and epoch
     noise_prob: float = 0.5  # share of training utterances that get noise, per epoch, probability
+    rir: Optional[str] = None  # folder of room impulse responses (e.g. OpenSLR 28's, or `asr synth-noise --kinds
+    #                             rir`) convolved with training utterances before any noise; needs
+    #                             cache_features=false; None: off
+    rir_prob: float = 0.5  # share of training utterances that get reverberation, per epoch, probability
     stats: Optional[str] = None  # per-bin mean/std JSON of `asr stats` (None: computed from the training set at start)
 
 
@@ -215,8 +219,10 @@ _RANGES: dict[str, str] = {
     "specaug.time_width": ">= 0", "specaug.time_ratio": "in [0, 1]", "specaug.freq_warp": "in [0, 1)",
     "model.conv_channels": "> 0", "model.hidden": "> 0", "model.layers": "> 0", "model.dropout": "in [0, 1)",
     "optim.lr": "> 0", "optim.weight_decay": ">= 0", "optim.warmup_steps": ">= 0", "optim.final_lr_ratio": "in [0, 1]",
-    "optim.clip_norm": "> 0", "optim.accum_grad": ">= 1", "optim.epochs": ">= 1", "optim.max_bad_steps": ">= 1", "optim.patience": ">= 0",
-    "data.max_frames": "> 0", "data.min_duration": ">= 0", "data.max_duration": "> 0", "data.num_workers": ">= 0", "data.noise_prob": "in [0, 1]",
+    "optim.clip_norm": "> 0", "optim.accum_grad": ">= 1", "optim.epochs": ">= 1", "optim.max_bad_steps": ">= 1",
+    "optim.patience": ">= 0",
+    "data.max_frames": "> 0", "data.min_duration": ">= 0", "data.max_duration": "> 0", "data.num_workers": ">= 0",
+    "data.noise_prob": "in [0, 1]", "data.rir_prob": "in [0, 1]",
     "threads": ">= 0", "save_every": ">= 0", "keep_epochs": ">= 0",
 }
 
@@ -250,6 +256,9 @@ def check_ranges(cfg: TrainConfig) -> None:
                    "features once: set data.cache_features=false")
     if cfg.data.noise and cfg.data.cache_features:
         bad.append("data.noise mixes new noise into the audio every epoch, but data.cache_features=true computes the "
+                   "features once: set data.cache_features=false")
+    if cfg.data.rir and cfg.data.cache_features:
+        bad.append("data.rir reverberates the audio anew every epoch, but data.cache_features=true computes the "
                    "features once: set data.cache_features=false")
     if len(cfg.data.noise_snr) != 2 or cfg.data.noise_snr[0] > cfg.data.noise_snr[1]:
         bad.append(f"data.noise_snr={list(cfg.data.noise_snr)}: expected [lowest, highest] in dB, e.g. [5, 20]")

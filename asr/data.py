@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
 from asr.audio import as_float, change_speed, load_audio, load_audio_pcm16
-from asr.noise import NoiseMixer
+from asr.noise import NoiseMixer, Reverb
 from asr.config import DataConfig
 from asr.features import LogMel, RunningStats, zero_padding
 from asr.manifest import Utterance
@@ -63,8 +63,9 @@ class UtteranceDataset(Dataset):
     With ``cache=True`` features are computed once (``fill_cache``) and kept in memory.
     With ``waveforms=True`` (and no cache) items carry the waveform (samples,) instead of
     features, for ``collate_waves`` and feature extraction on the training device.
-    An item's key is an index, or (index, speed factor[, noise seed]) from a sampler with speed perturbation
-    or noise (``self.noise``, a NoiseMixer, draws from the seed whether, which and how loud).
+    An item's key is an index, or (index, speed factor[, noise seed]) from a sampler with speed perturbation,
+    noise or reverberation (``self.rir``, a Reverb, then ``self.noise``, a NoiseMixer, draw from the seed whether,
+    which and how loud).
     """
 
     def __init__(self, utts: list[Utterance], logmel: LogMel, tokenizer: CharTokenizer):
@@ -75,6 +76,7 @@ class UtteranceDataset(Dataset):
         self.cache: list[torch.Tensor] | None = None
         self.waveforms = False
         self.noise: NoiseMixer | None = None
+        self.rir: Reverb | None = None
 
     def __len__(self) -> int:
         return len(self.utts)
@@ -91,7 +93,12 @@ class UtteranceDataset(Dataset):
 
     def _augmented(self, wave: torch.Tensor, speed: float, noise_seed: int | None) -> torch.Tensor:
         wave = change_speed(wave, speed)
-        return self.noise(wave, noise_seed) if self.noise is not None and noise_seed is not None else wave
+        if noise_seed is not None:
+            if self.rir is not None:  # the room first, then noise that is not in the room
+                wave = self.rir(wave, noise_seed)
+            if self.noise is not None:
+                wave = self.noise(wave, noise_seed)
+        return wave
 
     def __getitem__(self, key: int | tuple):
         i, speed, noise_seed = (*key, None)[:3] if isinstance(key, tuple) else (key, 1.0, None)

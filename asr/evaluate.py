@@ -36,14 +36,14 @@ def infer(model, ds: UtteranceDataset, decoder: Decoder, device: torch.device, m
 
     With ``logmel`` (a LogMel on ``device``) and a dataset without its feature cache, the loader hands over
     waveforms and the log-mels of each batch are computed on ``device``, as training does (data.features_on).
-    With ``ds.noise`` (a NoiseMixer) each utterance gets the noise drawn from its id and ``noise_seed``: the
-    same whatever the batching, the workers or the model.
+    With ``ds.noise`` (a NoiseMixer) or ``ds.rir`` (a Reverb) each utterance gets the noise or room drawn from its
+    id and ``noise_seed``: the same whatever the batching, the workers or the model.
     """
     model.eval()
     waves = logmel is not None and ds.cache is None
     ds.waveforms = waves
     batches = list(BucketBatchSampler([ds.num_frames(i) for i in range(len(ds))], max_frames, shuffle=False))
-    if ds.noise is not None:
+    if ds.noise is not None or ds.rir is not None:
         batches = [[(i, 1.0, utterance_seed(ds.utts[i].id, noise_seed)) for i in b] for b in batches]
     loader = DataLoader(ds, batch_sampler=batches, collate_fn=collate_waves if waves else collate,
                         num_workers=num_workers, pin_memory=waves and device.type == "cuda")

@@ -1,5 +1,6 @@
-"""Additive noise augmentation: recordings of noise (e.g. MUSAN's noise/ folder) mixed into training
-utterances at a random signal-to-noise ratio, as SpeechBrain's AddNoise and ESPnet's noise_scp do.
+"""Additive noise and reverberation: recordings of noise (e.g. MUSAN's noise/ folder) mixed into training
+utterances at a random signal-to-noise ratio, as SpeechBrain's AddNoise and ESPnet's noise_scp do, and room
+impulse responses convolved with them, as SpeechBrain's AddReverb and ESPnet's rir_scp do (``Reverb``).
 
 ``NoiseMixer(folder, ...)`` lists the folder's audio files once (headers only); ``mixer(wave, seed)``
 draws from ``random.Random(seed)`` whether to add noise (``prob``), which file, where in it and the SNR,
@@ -21,28 +22,36 @@ from asr.audio import AUDIO_EXTENSIONS, as_float, to_mono_resampled
 from asr.errors import UserError
 
 MIN_NOISE_S = 0.05  # shorter noise files are left out, seconds
+MAX_RIR_S = 4.0  # room impulse responses are cut to this length, seconds (RT60 of a large hall)
+
+
+def _audio_headers(folder: str | Path, key: str, what: str, min_s: float) -> dict[Path, tuple[int, int]]:
+    """{file: (frames, sample rate)} for the audio files under ``folder`` of at least ``min_s`` seconds, headers
+    only; UserErrors name the config key ``key``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        drop = f", or {key}=null" if "." in key else ""  # a config key (data.noise) can be unset; a CLI flag left out
+        raise UserError(f"{key}={folder}: no such directory; give a folder of {what}{drop}")
+    shape = {}
+    for f in sorted(f for f in folder.rglob("*") if f.suffix.lower() in AUDIO_EXTENSIONS and f.is_file()):
+        try:
+            info = sf.info(str(f))
+        except (sf.LibsndfileError, RuntimeError) as e:
+            raise UserError(f"{key}: {f}: cannot read audio header ({e})") from None
+        if info.frames >= min_s * info.samplerate:
+            shape[f] = (info.frames, info.samplerate)
+    if not shape:
+        least = f" of at least {min_s} s" if min_s >= 0.01 else ""
+        raise UserError(f"{key}={folder}: no audio files ({', '.join(AUDIO_EXTENSIONS)}){least} under this folder")
+    return shape
 
 
 class NoiseMixer:
     def __init__(self, folder: str | Path, snr_db: tuple[float, float] = (5.0, 20.0), prob: float = 0.5,
-                 sample_rate: int = 16000):
-        folder = Path(folder)
-        if not folder.is_dir():
-            raise UserError(f"data.noise={folder}: no such directory; give a folder of noise recordings "
-                            f"(e.g. MUSAN's noise/), or data.noise=null")
-        files = sorted(f for f in folder.rglob("*") if f.suffix.lower() in AUDIO_EXTENSIONS and f.is_file())
-        self._shape = {}  # file -> (frames, sample rate), from its header, read once
-        for f in files:
-            try:
-                info = sf.info(str(f))
-            except (sf.LibsndfileError, RuntimeError) as e:
-                raise UserError(f"data.noise: {f}: cannot read audio header ({e})") from None
-            if info.frames >= MIN_NOISE_S * info.samplerate:
-                self._shape[f] = (info.frames, info.samplerate)
+                 sample_rate: int = 16000, key: str = "data.noise"):
+        # file -> (frames, sample rate), from its header, read once; errors name ``key``, the setting or flag
+        self._shape = _audio_headers(folder, key, "noise recordings (e.g. MUSAN's noise/)", MIN_NOISE_S)
         self.files = list(self._shape)
-        if not self.files:
-            raise UserError(f"data.noise={folder}: no audio files ({', '.join(AUDIO_EXTENSIONS)}) of at least "
-                            f"{MIN_NOISE_S} s under this folder")
         self.snr_db, self.prob, self.sample_rate = (float(snr_db[0]), float(snr_db[1])), prob, sample_rate
 
     def __call__(self, wave: torch.Tensor, seed: int) -> torch.Tensor:
@@ -68,3 +77,40 @@ class NoiseMixer:
         noise = to_mono_resampled(data, rate, self.sample_rate, name=str(path))
         reps = -(-samples // len(noise))
         return noise.repeat(reps)[:samples] if reps > 1 else noise[:samples]
+
+
+class Reverb:
+    """Reverberation: ``reverb(wave, seed)`` draws from the seed whether (``prob``) and which room impulse
+    response of the folder to convolve the utterance with (``torchaudio.functional.fftconvolve``).
+
+    The response is read when drawn (a folder may hold many thousands), cut to MAX_RIR_S and shifted so that its
+    strongest sample, the direct sound, comes first: the words keep their times. The result has the RMS level of
+    the input. The seed is the one the noise mixer gets; the draws differ, as they come from another stream.
+    """
+
+    def __init__(self, folder: str | Path, prob: float = 0.5, sample_rate: int = 16000, key: str = "data.rir"):
+        self.files = list(_audio_headers(folder, key, "room impulse responses (e.g. OpenSLR 28's, or "
+                                                      "'asr synth-noise --kinds rir')", 1e-9))  # one sample or more
+        self.prob, self.sample_rate, self.key = prob, sample_rate, key
+
+    def __call__(self, wave: torch.Tensor, seed: int) -> torch.Tensor:
+        """``wave`` (samples,) int16 or float32, reverberated (float32), or unchanged when the draw says so."""
+        rng = random.Random(f"rir-{seed}")
+        if rng.random() >= self.prob:
+            return wave
+        rir = self.response(self.files[rng.randrange(len(self.files))])
+        x = as_float(wave)
+        # (samples,) -> (1, samples) for fftconvolve's batch dimension, and back; the tail past the end is dropped
+        out = AF.fftconvolve(x[None], rir[None])[0, : len(x)]
+        gain = x.pow(2).mean().sqrt() / out.pow(2).mean().sqrt().clamp_min(1e-9)
+        return out * gain
+
+    def response(self, path: Path) -> torch.Tensor:
+        """The impulse response at the mixer's rate, from its direct sound (scaled to 1) on, at most MAX_RIR_S."""
+        data, rate = sf.read(str(path), frames=int(MAX_RIR_S * sf.info(str(path)).samplerate), dtype="float32",
+                             always_2d=True)
+        rir = to_mono_resampled(data, rate, self.sample_rate, name=str(path))
+        peak = int(rir.abs().argmax())
+        if not rir[peak] != 0:
+            raise UserError(f"{self.key}: {path}: all zeros, not an impulse response")
+        return rir[peak:] / rir[peak]

@@ -33,7 +33,7 @@ from asr.io import atomic_write_text
 from asr.manifest import read_manifest
 from asr.metrics_log import MetricsLog, tensorboard_writer
 from asr.model import conv_out_lengths
-from asr.noise import NoiseMixer
+from asr.noise import NoiseMixer, Reverb
 from asr.stats import load_stats
 from asr.text import CharTokenizer, build_tokenizer
 
@@ -136,11 +136,13 @@ def train(cfg) -> Path:
     if cfg.data.noise:
         train_ds.noise = NoiseMixer(cfg.data.noise, tuple(cfg.data.noise_snr), cfg.data.noise_prob,
                                     cfg.features.sample_rate)
+    if cfg.data.rir:
+        train_ds.rir = Reverb(cfg.data.rir, cfg.data.rir_prob, cfg.features.sample_rate)
     model = build_model(cfg, tok)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
     sampler = BucketBatchSampler([train_ds.num_frames(i) for i in range(len(train_ds))], cfg.data.max_frames,
                                  seed=cfg.seed, rank=rank, world_size=world, sortagrad=cfg.data.sortagrad,
-                                 speeds=cfg.data.speed_perturb, noise=bool(cfg.data.noise))
+                                 speeds=cfg.data.speed_perturb, noise=bool(cfg.data.noise or cfg.data.rir))
     state = {"epoch": 0, "batch": 0, "step": 0, "best_wer": float("inf"), "bad_steps": 0, "skipped": 0,
              "since_best": 0}  # since_best: epochs in a row without a better dev WER (optim.patience)
     last = run_dir / "last.pt"

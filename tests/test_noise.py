@@ -149,4 +149,94 @@ def test_eval_with_noise_is_per_utterance_and_hurts(tiny_model, digit_manifests,
     out, err = capsys.readouterr()
     assert "noise: 2 files of" in err and "at -5 dB SNR" in err and out.startswith("WER ")
     assert main(args + ["--snr", "5"]) == 2
-    assert "--snr and --noise-seed are for --noise DIR" in capsys.readouterr().err
+    assert "--snr is for --noise DIR" in capsys.readouterr().err
+    assert main(args + ["--noise-seed", "3"]) == 2
+    assert "--noise-seed is for --noise DIR or --rir DIR" in capsys.readouterr().err
+    assert main(args + ["--noise", str(tmp_path / "nowhere")]) == 2
+    assert capsys.readouterr().err.strip().endswith("no such directory; give a folder of noise recordings "
+                                                    "(e.g. MUSAN's noise/)")
+
+
+def _rir_folder(root, taps):
+    root.mkdir(parents=True, exist_ok=True)
+    for i, h in enumerate(taps):
+        sf.write(root / f"rir{i}.wav", np.asarray(h, dtype=np.float32), 16000, subtype="FLOAT")
+    return root
+
+
+def test_reverb_convolves_keeps_level_and_follows_the_seed(tmp_path):
+    from asr.noise import Reverb
+
+    rng = np.random.default_rng(1)
+    wave = torch.from_numpy(rng.standard_normal(16000).astype(np.float32)) * 0.1
+    # a response with silence before its direct sound: the shift puts the direct sound first
+    delayed = np.zeros(400)
+    delayed[100], delayed[300] = 0.5, 0.25  # direct sound, then one echo 200 samples later at half its level
+    echo = Reverb(_rir_folder(tmp_path / "echo", [delayed]), prob=1.0)
+    out = echo(wave, seed=7)
+    expected = wave.clone()
+    expected[200:] += 0.5 * wave[:-200]
+    expected *= wave.pow(2).mean().sqrt() / expected.pow(2).mean().sqrt()
+    assert torch.allclose(out, expected, atol=1e-5)  # convolved, the tail cut at the end, at the input's level
+    assert float(out.pow(2).mean()) == pytest.approx(float(wave.pow(2).mean()), rel=1e-4)
+    identity = Reverb(_rir_folder(tmp_path / "id", [[1.0, 0.0, 0.0]]), prob=1.0)
+    assert torch.allclose(identity(wave, 0), wave, atol=1e-6)
+    int16 = (wave * 32767).round().to(torch.int16)  # waveforms may come as int16 (data.features_on=device)
+    assert torch.allclose(identity(int16, 0), int16.float() / 32768, atol=1e-6)
+    never = Reverb(tmp_path / "echo", prob=0.0)
+    assert never(wave, 3) is wave
+    # which response, and whether, follow the seed: half of the seeds at prob 0.5, always the same for one seed
+    two = Reverb(_rir_folder(tmp_path / "two", [[1.0, 0.5], [1.0, 0.0, 0.0, 0.9]]), prob=0.5)
+    outs = [two(wave, s) for s in range(200)]
+    assert all(torch.equal(two(wave, s), outs[s]) for s in range(5))
+    changed = [s for s in range(200) if outs[s] is not wave]
+    assert 70 < len(changed) < 130
+    assert len({float(outs[s][1] - wave[1]) for s in changed}) == 2  # both responses drawn
+
+
+def test_reverb_errors_name_the_setting(tmp_path):
+    from asr.noise import Reverb
+
+    with pytest.raises(UserError, match=r"data.rir=.*none: no such directory; .*, or data.rir=null"):
+        Reverb(tmp_path / "none")
+    zero = _rir_folder(tmp_path / "zero", [[0.0, 0.0, 0.0]])
+    with pytest.raises(UserError, match=r"--rir: .*rir0.wav: all zeros, not an impulse response"):
+        Reverb(zero, prob=1.0, key="--rir")(torch.ones(100), 0)
+    with pytest.raises(UserError, match="data.rir reverberates the audio anew every epoch, .* set "
+                                        "data.cache_features=false"):
+        from asr.config import check_ranges, to_dataclass
+
+        check_ranges(to_dataclass(compose([f"data.rir={tmp_path}"])))
+
+
+def test_training_and_eval_with_reverb(digit_manifests, tiny_model, tmp_path, capsys):
+    """Reverberation and noise together in training (loader workers), and ``asr eval --rir``."""
+    from asr.cli import main
+    from asr.corpus.noise import synth_noise
+
+    rir = tmp_path / "rir"
+    synth_noise(rir, ("rir",), files_per_kind=2)
+    run = train(compose(tiny_overrides(tmp_path / "run", *digit_manifests, epochs=1) + [
+        f"data.rir={rir}", "data.rir_prob=1.0", f"data.noise={_noise_folder(tmp_path / 'noise')}",
+        "data.cache_features=false", "data.num_workers=2"]))
+    assert (run / "best.pt").is_file()
+    from asr.checkpoint import load_model
+    from asr.data import UtteranceDataset
+    from asr.decode import build_decoder
+    from asr.evaluate import evaluate
+    from asr.features import LogMel
+    from asr.manifest import read_manifest
+    from asr.noise import Reverb
+
+    model, tok, cfg = load_model(tiny_model, torch.device("cpu"))
+    ds = UtteranceDataset(read_manifest(digit_manifests[1]), LogMel(cfg.features), tok)
+    decoder = build_decoder(cfg.decoder, tok)
+    clean = evaluate(model, ds, decoder, torch.device("cpu"))
+    ds.rir = Reverb(rir, prob=1.0)
+    rooms = [evaluate(model, ds, decoder, torch.device("cpu"), max_frames=m) for m in (40000, 300)]
+    assert rooms[0].rows == rooms[1].rows and rooms[0].loss != clean.loss
+    args = ["eval", "--model", str(tiny_model), "--manifest", str(digit_manifests[1]), "--report",
+            str(tmp_path / "r.jsonl")]
+    assert main(args + ["--rir", str(rir)]) == 0
+    out, err = capsys.readouterr()
+    assert "reverberation: 2 impulse responses of" in err and out.startswith("WER ")

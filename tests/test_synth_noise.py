@@ -83,3 +83,35 @@ def test_bad_requests_fail_with_one_line(tmp_path, capsys):
     assert capsys.readouterr().out.strip().endswith("1 files (hum), 0.0 min")
     assert main(["synth-noise", "--out", str(tmp_path / "o"), "--kinds", "babble"]) == 2
     assert capsys.readouterr().err.startswith("error: babble noise needs speech")
+
+
+def _rt60(h: np.ndarray) -> float:
+    """Reverberation time from Schroeder's backward-integrated energy decay, fitted from -5 to -25 dB (T20 x 3)."""
+    edc = 10 * np.log10(np.maximum(np.cumsum((h ** 2)[::-1])[::-1] / np.sum(h ** 2), 1e-30))  # 0 past the tail
+    fit = (edc <= -5) & (edc >= -25)
+    slope = np.polyfit(np.arange(len(h))[fit] / SAMPLE_RATE, edc[fit], 1)[0]  # dB per second
+    return -60 / slope
+
+
+@pytest.mark.parametrize("rt60", [0.3, 0.8])
+def test_room_impulse_response_has_its_reverberation_time_and_direct_ratio(rt60):
+    from asr.corpus.noise import room_impulse_response
+
+    h = room_impulse_response(np.random.default_rng(0), rt60=rt60, drr_db=0.0)
+    assert len(h) == int(1.5 * rt60 * SAMPLE_RATE) and h[0] == 1.0 and np.argmax(np.abs(h)) == 0
+    assert _rt60(h) == pytest.approx(rt60, rel=0.1)
+    assert 10 * np.log10(1.0 / np.sum(h[1:] ** 2)) == pytest.approx(0.0, abs=1e-6)  # direct : tail energy
+
+
+def test_synth_rir_files_only_when_named(tmp_path, capsys):
+    paths = synth_noise(tmp_path / "rir", ("rir",), files_per_kind=4, seed=0)
+    times, lengths = [], set()
+    for p in paths:
+        h, rate = sf.read(p)
+        assert rate == SAMPLE_RATE and sf.info(p).subtype == "PCM_24" and np.argmax(np.abs(h)) == 0
+        times.append(_rt60(h))
+        lengths.add(len(h))
+        assert 0.18 < times[-1] < 1.1 and len(h) == pytest.approx(1.5 * times[-1] * SAMPLE_RATE, rel=0.1)
+    assert len(lengths) == 4 and max(times) - min(times) > 0.1  # four rooms, of different sizes
+    assert main(["synth-noise", "--out", str(tmp_path / "n"), "--files", "1", "--seconds", "1"]) == 0
+    assert sorted(p.name.split("-")[0] for p in (tmp_path / "n").iterdir()) == ["brown", "hum", "pink", "white"]

@@ -6,7 +6,11 @@
   octave), with a slow random swell (0.1-1 Hz, up to 6 dB) so that no file is stationary;
 - ``hum``: mains hum, 50 or 60 Hz with decaying harmonics over a faint hiss;
 - ``babble``: 4-8 talkers at once, cut at random from the speech recordings under ``babble_from`` (any
-  folder of audio: a training corpus for training noise, other speakers for a test), each at its own level.
+  folder of audio: a training corpus for training noise, other speakers for a test), each at its own level;
+- ``rir``: not noise but room impulse responses, for ``data.rir`` and ``asr eval --rir`` (keep them in a
+  folder of their own): the direct sound, then an exponentially decaying Gaussian tail (the statistical
+  model of late reverberation) with a reverberation time RT60 of 0.2-1.0 s and a direct-to-reverberant
+  ratio of -3 to 10 dB; 1.5 x RT60 long, 24-bit.
 
 Deterministic from ``seed``; each file is written atomically, so a re-run after a kill writes only what is
 missing. The files are noise for mixing at a chosen signal-to-noise ratio: their level does not matter.
@@ -28,7 +32,9 @@ from asr.io import atomic_open
 
 SAMPLE_RATE = 16000  # Hz
 COLOURS = {"white": 0.0, "pink": 1.0, "brown": 2.0}  # kind -> exponent of the 1/f power spectrum
-KINDS = (*COLOURS, "hum", "babble")
+KINDS = (*COLOURS, "hum", "babble", "rir")
+RT60_S = (0.2, 1.0)  # reverberation times of the rooms, seconds
+DRR_DB = (-3.0, 10.0)  # direct-to-reverberant energy ratios of the rooms, dB
 LOWEST_HZ = 20.0  # the 1/f shaping is flat below this frequency, Hz
 PEAK = 0.5  # each file is scaled to this peak (full scale 1)
 
@@ -55,6 +61,20 @@ def _hum(samples: int, rng: np.random.Generator) -> np.ndarray:
     decay = rng.uniform(0.4, 0.8)  # amplitude ratio of successive harmonics
     x = sum(decay ** k * np.sin(2 * math.pi * base * (k + 1) * t + rng.uniform(0, 2 * math.pi)) for k in range(8))
     return x + 0.05 * rng.standard_normal(samples)
+
+
+def room_impulse_response(rng: np.random.Generator, rt60: float | None = None, drr_db: float | None = None
+                          ) -> np.ndarray:
+    """An impulse response: 1 at sample 0 (the direct sound), then Gaussian noise decaying by 60 dB per ``rt60``
+    seconds from 2-10 ms on, with ``drr_db`` more energy in the direct sound than in the tail; drawn when None."""
+    rt60 = rng.uniform(*RT60_S) if rt60 is None else rt60
+    drr_db = rng.uniform(*DRR_DB) if drr_db is None else drr_db
+    t = np.arange(int(1.5 * rt60 * SAMPLE_RATE)) / SAMPLE_RATE  # to -90 dB
+    tail = rng.standard_normal(len(t)) * 10 ** (-3 * t / rt60)  # amplitude: -60 dB at t = rt60
+    tail[: int(rng.uniform(0.002, 0.010) * SAMPLE_RATE)] = 0  # the first reflection comes after the direct sound
+    tail *= math.sqrt(10 ** (-drr_db / 10) / np.sum(tail ** 2))
+    tail[0] = 1.0
+    return tail
 
 
 def _speech_files(folder: Path) -> list[Path]:
@@ -94,7 +114,8 @@ def _babble(samples: int, files: list[Path], rng: random.Random) -> np.ndarray:
 
 def synth_noise(out: str | Path, kinds: tuple[str, ...] = KINDS, files_per_kind: int = 4, seconds: float = 30.0,
                 seed: int = 0, babble_from: str | Path | None = None) -> list[Path]:
-    """Write ``files_per_kind`` files of ``seconds`` s of each kind to ``out``; returns their paths."""
+    """Write ``files_per_kind`` files of ``seconds`` s of each kind (responses: as long as their room needs) to
+    ``out``; returns their paths."""
     unknown = [k for k in kinds if k not in KINDS]
     if unknown:
         raise UserError(f"noise kinds {unknown}: unknown; choose from {', '.join(KINDS)}")
@@ -123,9 +144,12 @@ def synth_noise(out: str | Path, kinds: tuple[str, ...] = KINDS, files_per_kind:
             x = coloured_noise(samples, COLOURS[kind], rng) * _swell(samples, rng)
         elif kind == "hum":
             x = _hum(samples, rng)
-        else:
+        elif kind == "babble":
             x = _babble(samples, speech, random.Random(f"babble-{seed}-{i}"))
+        else:
+            x = room_impulse_response(rng)
         x = PEAK * x / (np.abs(x).max() + 1e-12)
-        with atomic_open(path, "wb") as f:
-            sf.write(f, x.astype(np.float32), SAMPLE_RATE, format="FLAC", subtype="PCM_16")
+        with atomic_open(path, "wb") as f:  # 24 bits for the 90 dB decay of a response
+            sf.write(f, x.astype(np.float32), SAMPLE_RATE, format="FLAC",
+                     subtype="PCM_24" if kind == "rir" else "PCM_16")
     return paths
