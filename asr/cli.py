@@ -45,16 +45,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_synth)
 
     s = sub.add_parser("download", help="download and extract a corpus (resumable, checksum-verified)")
-    s.add_argument("corpus", choices=["librispeech", "fsdd"])
+    s.add_argument("corpus", choices=["librispeech", "fsdd", "musan", "rirs"],
+                   help="musan: MUSAN's noise, music and speech (OpenSLR 17), for data.noise; rirs: room impulse "
+                        "responses and noises (OpenSLR 28), for data.rir")
     s.add_argument("--out", required=True, type=Path,
-                   help="librispeech: OUT/LibriSpeech/SUBSET; fsdd: OUT/free-spoken-digit-dataset-VERSION")
+                   help="librispeech: OUT/LibriSpeech/SUBSET; fsdd: OUT/free-spoken-digit-dataset-VERSION; "
+                        "musan: OUT/musan; rirs: OUT/RIRS_NOISES")
     s.add_argument("--subsets", default="", help="librispeech: comma-separated, e.g. train-clean-100,dev-clean")
-    s.add_argument("--mirror", default=None, help="librispeech: base URL serving SUBSET.tar.gz "
-                                                  "(default https://www.openslr.org/resources/12)")
-    s.add_argument("--keep-archives", action="store_true", help="keep the .tar.gz files after extraction")
+    s.add_argument("--mirror", default=None, help="librispeech, musan, rirs: base URL serving the archives "
+                                                  "(default https://www.openslr.org/resources/12, 17, 28)")
+    s.add_argument("--keep-archives", action="store_true", help="keep the archives after extraction")
     s.add_argument("--checksums", type=Path, default=None,
-                   help="librispeech: md5sum-style file ('MD5  SUBSET.tar.gz' per line) replacing the published "
-                        "MD5s, for a private mirror")
+                   help="librispeech, musan, rirs: md5sum-style file ('MD5  SUBSET.tar.gz' per line) replacing "
+                        "the published MD5s, for a private mirror")
     s.set_defaults(func=cmd_download)
 
     s = sub.add_parser("synth-digits", help="make connected-digit strings from FSDD recordings (LibriSpeech layout)")
@@ -330,10 +333,19 @@ def cmd_download(args, _extra) -> int:
 
         print(download_fsdd(args.out))
         return 0
-    from asr.corpus.download import OPENSLR_MIRROR, download_librispeech
+    from asr.corpus.download import OPENSLR_CORPORA, OPENSLR_MIRROR, download_librispeech, download_openslr
 
-    subsets = [s for s in args.subsets.split(",") if s]
     checksums = _read_md5sums(args.checksums) if args.checksums else None
+    if args.corpus in OPENSLR_CORPORA:
+        spec = OPENSLR_CORPORA[args.corpus]
+        if args.subsets:
+            raise UserError(f"--subsets is for librispeech; {args.corpus} is one archive")
+        path = download_openslr(args.corpus, args.out, mirror=args.mirror, keep_archive=args.keep_archives,
+                                md5=(checksums or {}).get(spec.archive.removesuffix(".tar.gz").removesuffix(".zip")))
+        print(f"{args.corpus}\t{path}")
+        print(f"use: {spec.use.replace('OUT', str(args.out))}", file=sys.stderr)
+        return 0
+    subsets = [s for s in args.subsets.split(",") if s]
     for subset, path in download_librispeech(subsets, args.out, mirror=args.mirror or OPENSLR_MIRROR,
                                              checksums=checksums, keep_archives=args.keep_archives).items():
         print(f"{subset}\t{path}")
@@ -646,7 +658,8 @@ def cmd_serve(args, _extra) -> int:
 
 
 def _read_md5sums(path: Path) -> dict[str, str]:
-    """``MD5  SUBSET.tar.gz`` lines (md5sum's output, OpenSLR's md5sum.txt) -> {subset: md5}."""
+    """``MD5  SUBSET.tar.gz`` (or ``NAME.zip``) lines (md5sum's output, OpenSLR's md5sum.txt) -> {SUBSET or NAME:
+    md5}."""
     if not path.is_file():
         raise UserError(f"{path}: no such checksum file")
     sums = {}
@@ -654,9 +667,11 @@ def _read_md5sums(path: Path) -> dict[str, str]:
         if not line.strip():
             continue
         parts = line.split()
-        if len(parts) != 2 or len(parts[0]) != 32 or not parts[1].lstrip("*").endswith(".tar.gz"):
+        name = Path(parts[-1].lstrip("*")).name
+        suffix = next((x for x in (".tar.gz", ".zip") if name.endswith(x)), None)
+        if len(parts) != 2 or len(parts[0]) != 32 or suffix is None:
             raise UserError(f"{path}:{lineno}: expected 'MD5  SUBSET.tar.gz', got {line.strip()[:80]!r}")
-        sums[Path(parts[1].lstrip("*")).name[: -len(".tar.gz")]] = parts[0].lower()
+        sums[name[: -len(suffix)]] = parts[0].lower()
     return sums
 
 

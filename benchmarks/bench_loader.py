@@ -65,7 +65,8 @@ def run(ctx: Context) -> dict:
     from asr.data import BucketBatchSampler, UtteranceDataset, collate
     from asr.features import LogMel
     from asr.manifest import Utterance
-    from asr.noise import NoiseMixer
+    from asr.corpus.noise import synth_noise
+    from asr.noise import NoiseMixer, Reverb
 
     result = {"name": "loader", "quick": ctx.quick, "machine": machine_info(), "load_before": load_snapshot()}
     files, what = _flacs(ctx)
@@ -96,11 +97,16 @@ def run(ctx: Context) -> dict:
         # utterance gets a segment of a noise file read, mixed at a random SNR
         ds.noise = NoiseMixer(_noise_dir(ctx), prob=1.0)
         t_noise = best_time(lambda: [ds[(i, 1.0, i)] for i in range(len(ds))], reps, warmup=0)
-        ds.waveforms, ds.noise = False, None
+        # with data.rir=DIR and data.rir_prob=1 instead: an impulse response read and convolved (FFT) per utterance
+        ds.noise = None
+        ds.rir = Reverb(synth_noise(ctx.work / "rir", ("rir",), files_per_kind=10)[0].parent, prob=1.0)
+        t_rir = best_time(lambda: [ds[(i, 1.0, i)] for i in range(len(ds))], reps, warmup=0)
+        ds.waveforms, ds.rir = False, None
     per_worker = audio_s / t_item
     wave_worker = audio_s / t_wave
     speed_worker = audio_s / t_speed  # audio s before perturbation, as the training rate counts it (about)
     noise_worker = audio_s / t_noise
+    rir_worker = audio_s / t_rir
     # the real thing: DataLoader, 2 worker processes, bucketed batches, our collate
     sampler = BucketBatchSampler([ds.num_frames(i) for i in range(len(ds))], 8000, seed=0)
     loader = DataLoader(ds, batch_sampler=sampler.epoch_batches(), collate_fn=collate, num_workers=2,
@@ -114,6 +120,7 @@ def run(ctx: Context) -> dict:
         "per_worker_audio_per_s": rnd(per_worker), "per_worker_waveforms_audio_per_s": rnd(wave_worker),
         "per_worker_waveforms_speed_perturb_audio_per_s": rnd(speed_worker),
         "per_worker_waveforms_noise_audio_per_s": rnd(noise_worker),
+        "per_worker_waveforms_rir_audio_per_s": rnd(rir_worker),
         "decode_frac": rnd(t_decode / (t_decode + t_feats)),
         "dataloader_2_workers_audio_per_s": rnd(audio_s / t_loader),
         "dataloader_note": "includes starting 2 worker processes",
@@ -123,7 +130,8 @@ def run(ctx: Context) -> dict:
         f"{t_decode / (t_decode + t_feats):.0%} of the time); DataLoader with 2 workers + collate: "
         f"{audio_s / t_loader:,.0f} audio s/s (with worker start-up); waveforms only, for log-mels on the "
         f"GPU (data.features_on=device): {wave_worker:,.0f} audio s/s per worker, {speed_worker:,.0f} with speed "
-        f"perturbation (0.9/1.0/1.1), {noise_worker:,.0f} with noise in every utterance (data.noise)")
+        f"perturbation (0.9/1.0/1.1), {noise_worker:,.0f} with noise in every utterance (data.noise), "
+        f"{rir_worker:,.0f} with reverberation in every utterance (data.rir)")
     need = {}
     for key, rate in _train_rates(ctx).items():
         need[f"CPU training {key}"] = {"consumes_audio_per_s": rate, "workers": rnd(rate / per_worker),

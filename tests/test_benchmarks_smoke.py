@@ -16,7 +16,8 @@ KEYS = {
     "infer": ["model", "configs"],
     "features": ["ours_audio_per_s", "librosa_audio_per_s", "speedup", "max_abs_diff_log"],
     "beam": ["beam_width", "sources"],
-    "loader": ["per_worker_audio_per_s", "decode_audio_per_s", "workers_needed"],
+    "loader": ["per_worker_audio_per_s", "decode_audio_per_s", "per_worker_waveforms_rir_audio_per_s",
+               "workers_needed"],
     "gpu": [],  # "skipped" without CUDA, "runs" with it
     "gpu_e2e": [],
 }

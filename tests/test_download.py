@@ -112,3 +112,46 @@ def test_cli(tarball, tmp_path, capsys, monkeypatch):
     assert (tmp_path / "LibriSpeech" / SUBSET / "11" / "22" / "11-22.trans.txt").is_file()
     assert main(["download", "librispeech", "--subsets", "nope", "--out", str(tmp_path)]) == 2
     assert "valid: dev-clean" in capsys.readouterr().err
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("corpus", ["musan", "rirs"])
+def test_noise_corpora_download_verify_and_extract(corpus, tmp_path, capsys):
+    """MUSAN (.tar.gz) and OpenSLR 28 (.zip): a good checksum extracts, a re-run skips, a bad one keeps nothing."""
+    from asr.corpus.download import OPENSLR_CORPORA
+    from asr.noise import NoiseMixer, Reverb
+
+    spec = OPENSLR_CORPORA[corpus]
+    wav = flac_bytes((0.1 * np.random.default_rng(0).standard_normal(4000)).astype(np.float32))
+    inner = "noise/free-sound/noise-0000.flac" if corpus == "musan" else "simulated_rirs/smallroom/Room001/r1.flac"
+    members = {f"{spec.member}/README": b"stand-in\n", f"{spec.member}/{inner}": wav}
+    payload = tar_gz(members) if corpus == "musan" else _zip(members)
+    sums = tmp_path / "md5.txt"
+    sums.write_text(f"{md5(payload)}  {spec.archive}\n")
+    args = ["download", corpus, "--out", str(tmp_path / "out"), "--checksums", str(sums)]
+    with Server(payload, path=f"/{spec.archive}") as srv:
+        assert main(args + ["--mirror", srv.url]) == 0
+        out, err = capsys.readouterr()
+        target = tmp_path / "out" / spec.member
+        assert out == f"{corpus}\t{target}\n" and ("data.noise=" if corpus == "musan" else "data.rir=") in err
+        assert (target / COMPLETE_MARKER).is_file() and (target / inner).read_bytes() == wav
+        assert not (tmp_path / "out" / spec.archive).exists()  # deleted after extraction
+        assert main(args + ["--mirror", srv.url]) == 0 and len(srv.requests) == 1  # finished: skipped
+    folder = target / inner.split("/")[0]
+    (NoiseMixer if corpus == "musan" else Reverb)(folder)  # the folder the message names is usable as is
+    sums.write_text(f"{'0' * 32}  {spec.archive}\n")
+    with Server(payload, path=f"/{spec.archive}") as srv:
+        assert main(["download", corpus, "--out", str(tmp_path / "bad"), "--checksums", str(sums),
+                     "--mirror", srv.url]) == 2
+    assert "md5 of the download is" in capsys.readouterr().err
+    assert not (tmp_path / "bad" / spec.member).exists() and not list((tmp_path / "bad").glob("*.part"))

@@ -10,10 +10,15 @@ Standard library only (urllib) so downloading adds no dependency. The pieces:
   A re-run sees the marker and skips; an interrupted extraction leaves nothing behind.
 - ``download_librispeech(subsets, out_dir)``: the two above for LibriSpeech subsets, so that
   ``OUT/LibriSpeech/SUBSET`` is ready for ``prepare_librispeech``.
+- ``download_openslr(name, out_dir)``: the same for the noise and reverberation corpora that speech
+  recipes mix in: MUSAN (``OUT/musan``, its ``noise/`` folder for ``data.noise``) and the room
+  impulse responses and noises of OpenSLR 28 (``OUT/RIRS_NOISES``, its ``simulated_rirs/`` for
+  ``data.rir``). That one is a zip archive; both kinds extract the same way.
 
 Checksums: the MD5 sums OpenSLR publishes for resources 12 and 31 (``md5sum.txt`` beside the
 archives), as copied in PaddleSpeech's ``dataset/librispeech/librispeech.py`` and
-``examples/dataset/mini_librispeech/mini_librispeech.py``.
+``examples/dataset/mini_librispeech/mini_librispeech.py``; for resources 17 and 28, as checked by
+wespeaker's ``tools/download_data.sh``.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import tarfile
 import tempfile
 import urllib.error
 import urllib.request
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,6 +78,26 @@ LIBRISPEECH_MD5 = {
 MINI_SUBSETS = ("dev-clean-2", "train-clean-5")
 
 
+@dataclass(frozen=True)
+class OpenSLRArchive:
+    mirror: str  # base URL of the resource
+    archive: str  # file name of the archive there
+    md5: str  # published MD5 of the archive
+    member: str  # the folder the archive unpacks to
+    use: str  # what to point the training config at, for the message after the download
+
+
+OPENSLR_CORPORA = {
+    "musan": OpenSLRArchive("https://www.openslr.org/resources/17", "musan.tar.gz",
+                            "0c472d4fc0c5141eca47ad1ffeb2a7df", "musan",
+                            "data.noise=OUT/musan/noise (music/ and speech/ are there too); 11 GB"),
+    "rirs": OpenSLRArchive("https://www.openslr.org/resources/28", "rirs_noises.zip",
+                           "e6f48e257286e05de56413b4779d8ffb", "RIRS_NOISES",
+                           "data.rir=OUT/RIRS_NOISES/simulated_rirs (real_rirs_isotropic_noises/ mixes responses "
+                           "with noise recordings; pointsource_noises/ suits data.noise); 1.2 GB"),
+}
+
+
 def download_librispeech(subsets: list[str], out_dir: str | os.PathLike, mirror: str = OPENSLR_MIRROR,
                          mini_mirror: str | None = None, checksums: dict[str, str] | None = None,
                          keep_archives: bool = False, progress: bool = True) -> dict[str, Path]:
@@ -108,6 +134,26 @@ def download_librispeech(subsets: list[str], out_dir: str | os.PathLike, mirror:
             archive.unlink()
         done[subset] = target
     return done
+
+
+def download_openslr(name: str, out_dir: str | os.PathLike, mirror: str | None = None, md5: str | None = None,
+                     keep_archive: bool = False, progress: bool = True) -> Path:
+    """Download and extract one of OPENSLR_CORPORA to ``OUT/MEMBER``; returns that folder. ``mirror`` and
+    ``md5`` replace the published ones (private mirrors, tests). Safe to re-run, as download_librispeech."""
+    if name not in OPENSLR_CORPORA:
+        raise UserError(f"unknown corpus {name!r}; valid: {', '.join(OPENSLR_CORPORA)}")
+    spec = OPENSLR_CORPORA[name]
+    out_dir = Path(out_dir)
+    target = out_dir / spec.member
+    if (target / COMPLETE_MARKER).is_file():
+        print(f"{target}: already downloaded, skipping", file=sys.stderr)
+        return target
+    archive = fetch(f"{(mirror or spec.mirror).rstrip('/')}/{spec.archive}", out_dir / spec.archive,
+                    Checksum("md5", md5 or spec.md5), progress=progress)
+    extract_atomically(archive, spec.member, target, progress=progress)
+    if not keep_archive:
+        archive.unlink()
+    return target
 
 
 def fetch(url: str, dest: str | os.PathLike, checksum: Checksum | None, progress: bool = True,
@@ -179,7 +225,7 @@ def _verify(path: Path, checksum: Checksum | None, url: str, what: str) -> None:
 
 def extract_atomically(archive: str | os.PathLike, member: str, target: str | os.PathLike,
                        progress: bool = True) -> Path:
-    """Unpack the folder ``member`` of a tar archive to ``target``, all at once or not at all.
+    """Unpack the folder ``member`` of a tar or zip archive to ``target``, all at once or not at all.
 
     The archive is unpacked into a temporary folder beside ``target``; a ``.complete`` marker
     is written into ``member`` and it is renamed to ``target``. Files beside ``member`` in the
@@ -199,12 +245,18 @@ def extract_atomically(archive: str | os.PathLike, member: str, target: str | os
     tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))
     try:
         try:
-            with tarfile.open(archive) as tar:
-                members = tar.getmembers()
-                for m in tqdm(members, desc=f"extract {archive.name}", unit="file", disable=not progress,
-                              file=sys.stderr, mininterval=1):
-                    tar.extract(m, tmp, filter="data")  # "data": no absolute paths, links out, devices
-        except (tarfile.TarError, EOFError, OSError) as e:
+            if zipfile.is_zipfile(archive):
+                with zipfile.ZipFile(archive) as z:  # extract() drops absolute paths and ".." parts
+                    for m in tqdm(z.infolist(), desc=f"extract {archive.name}", unit="file", disable=not progress,
+                                  file=sys.stderr, mininterval=1):
+                        z.extract(m, tmp)
+            else:
+                with tarfile.open(archive) as tar:
+                    members = tar.getmembers()
+                    for m in tqdm(members, desc=f"extract {archive.name}", unit="file", disable=not progress,
+                                  file=sys.stderr, mininterval=1):
+                        tar.extract(m, tmp, filter="data")  # "data": no absolute paths, links out, devices
+        except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as e:
             raise UserError(f"{archive}: cannot extract ({e}); delete it and re-run to download it again") from None
         src = tmp / member
         if not src.is_dir():
