@@ -81,7 +81,7 @@ class NoiseMixer:
 
 class Reverb:
     """Reverberation: ``reverb(wave, seed)`` draws from the seed whether (``prob``) and which room impulse
-    response of the folder to convolve the utterance with (``torchaudio.functional.fftconvolve``).
+    response of the folder to convolve the utterance with (by FFT).
 
     The response is read when drawn (a folder may hold many thousands), cut to MAX_RIR_S and shifted so that its
     strongest sample, the direct sound, comes first: the words keep their times. The result has the RMS level of
@@ -100,8 +100,11 @@ class Reverb:
             return wave
         rir = self.response(self.files[rng.randrange(len(self.files))])
         x = as_float(wave)
-        # (samples,) -> (1, samples) for fftconvolve's batch dimension, and back; the tail past the end is dropped
-        out = AF.fftconvolve(x[None], rir[None])[0, : len(x)]
+        # linear convolution by FFT at a power-of-2 size (torchaudio's fftconvolve takes the exact size,
+        # len(x) + len(rir) - 1, whose FFT is 4x slower here: 23 against 6 ms for 3 s of speech); the tail past
+        # the end of the utterance is dropped
+        n = 1 << (len(x) + len(rir) - 2).bit_length()  # smallest power of 2 >= len(x) + len(rir) - 1
+        out = torch.fft.irfft(torch.fft.rfft(x, n) * torch.fft.rfft(rir, n), n)[: len(x)]
         gain = x.pow(2).mean().sqrt() / out.pow(2).mean().sqrt().clamp_min(1e-9)
         return out * gain
 
