@@ -89,8 +89,10 @@ class Reverb:
     """
 
     def __init__(self, folder: str | Path, prob: float = 0.5, sample_rate: int = 16000, key: str = "data.rir"):
-        self.files = list(_audio_headers(folder, key, "room impulse responses (e.g. OpenSLR 28's, or "
-                                                      "'asr synth-noise --kinds rir')", 1e-9))  # one sample or more
+        self._rate = {f: rate for f, (_, rate) in _audio_headers(
+            folder, key, "room impulse responses (e.g. OpenSLR 28's, or 'asr synth-noise --kinds rir')",
+            1e-9).items()}  # file -> sample rate; files of one sample or more
+        self.files = list(self._rate)
         self.prob, self.sample_rate, self.key = prob, sample_rate, key
 
     def __call__(self, wave: torch.Tensor, seed: int) -> torch.Tensor:
@@ -110,8 +112,7 @@ class Reverb:
 
     def response(self, path: Path) -> torch.Tensor:
         """The impulse response at the mixer's rate, from its direct sound (scaled to 1) on, at most MAX_RIR_S."""
-        data, rate = sf.read(str(path), frames=int(MAX_RIR_S * sf.info(str(path)).samplerate), dtype="float32",
-                             always_2d=True)
+        data, rate = sf.read(str(path), frames=int(MAX_RIR_S * self._rate[path]), dtype="float32", always_2d=True)
         rir = to_mono_resampled(data, rate, self.sample_rate, name=str(path))
         peak = int(rir.abs().argmax())
         if not rir[peak] != 0:
