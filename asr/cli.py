@@ -117,9 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("eval", help="WER/CER of a model on a manifest")
     s.add_argument("--model", required=True, type=Path, help="checkpoint, e.g. runs/demo/best.pt")
-    s.add_argument("--manifest", required=True, type=Path, help="JSONL manifest")
+    s.add_argument("--manifest", required=True, type=Path, nargs="+",
+                   help="JSONL manifest(s); with several, each gets a '== MANIFEST' line, then its WER and CER lines")
     s.add_argument("--report", type=Path, default=None,
-                   help="per-utterance JSONL report (default: next to the model, eval-MANIFEST.jsonl)")
+                   help="per-utterance JSONL report (default: next to the model, eval-MANIFEST.jsonl for each)")
     s.add_argument("--threads", type=int, default=0,
                    help="torch threads; 0: all cores (default; use 1 when other jobs share the machine)")
     s.add_argument("--by-speaker", action="store_true",
@@ -428,44 +429,64 @@ def cmd_train(args, overrides) -> int:
 
 def cmd_eval(args, _extra) -> int:
     from asr.checkpoint import load_model
-    from asr.data import UtteranceDataset
     from asr.decode import build_decoder
     from asr.dist import pick_device
-    from asr.evaluate import evaluate, write_report
     from asr.features import LogMel
     from asr.manifest import read_manifest
 
     _set_threads(args.threads)
     if args.workers < 0:
         raise UserError(f"--workers {args.workers}: use 0 (read audio in this process) or more")
+    stems = [m.stem for m in args.manifest]
+    if len(args.manifest) > 1 and args.report is not None:
+        raise UserError("--report names one report: with several manifests leave it out (each report goes next to "
+                        "the model as eval-MANIFEST.jsonl)")
+    if len(set(stems)) < len(stems):
+        raise UserError(f"manifests with the same name ({', '.join(sorted({x for x in stems if stems.count(x) > 1}))}) "
+                        f"would write the same report; evaluate them one at a time with --report")
+    if args.snr != 10.0 and args.noise is None:
+        raise UserError("--snr is for --noise DIR (a folder of noise recordings); give one")
+    if args.noise_seed != 0 and args.noise is None and args.rir is None:
+        raise UserError("--noise-seed is for --noise DIR or --rir DIR; give one")
     device = pick_device(args.device)
     model, tok, cfg = load_model(args.model, device)
-    utts = read_manifest(args.manifest)
-    ds = UtteranceDataset(utts, LogMel(cfg.features), tok)
+    manifests = [(m, read_manifest(m)) for m in args.manifest]  # all read (and checked) before any decoding
+    augment = {}
     if args.rir is not None:
         from asr.noise import Reverb
 
-        ds.rir = Reverb(args.rir, prob=1.0, sample_rate=cfg.features.sample_rate, key="--rir")
-        print(f"reverberation: {len(ds.rir.files)} impulse responses of {args.rir} (seed {args.noise_seed})",
+        augment["rir"] = Reverb(args.rir, prob=1.0, sample_rate=cfg.features.sample_rate, key="--rir")
+        print(f"reverberation: {len(augment['rir'].files)} impulse responses of {args.rir} (seed {args.noise_seed})",
               file=sys.stderr)
     if args.noise is not None:
         from asr.noise import NoiseMixer
 
-        ds.noise = NoiseMixer(args.noise, (args.snr, args.snr), prob=1.0, sample_rate=cfg.features.sample_rate,
-                              key="--noise")
-        print(f"noise: {len(ds.noise.files)} files of {args.noise} mixed in at {args.snr:g} dB SNR "
+        augment["noise"] = NoiseMixer(args.noise, (args.snr, args.snr), prob=1.0,
+                                      sample_rate=cfg.features.sample_rate, key="--noise")
+        print(f"noise: {len(augment['noise'].files)} files of {args.noise} mixed in at {args.snr:g} dB SNR "
               f"(seed {args.noise_seed})", file=sys.stderr)
-    elif args.snr != 10.0:
-        raise UserError("--snr is for --noise DIR (a folder of noise recordings); give one")
-    if args.noise_seed != 0 and args.noise is None and args.rir is None:
-        raise UserError("--noise-seed is for --noise DIR or --rir DIR; give one")
     decoder = build_decoder(_decoder_config(args), tok)
     on_device = LogMel(cfg.features).to(device) if device.type == "cuda" else None  # as training's features_on=auto
+    for path, utts in manifests:
+        if len(manifests) > 1:
+            print(f"== {path}", flush=True)
+        _eval_one(args, path, utts, model, tok, cfg, decoder, device, on_device, augment)
+    return 0
+
+
+def _eval_one(args, path: Path, utts, model, tok, cfg, decoder, device, on_device, augment: dict) -> None:
+    """Decode and score one manifest; print WER and CER (and what --by-speaker and --errors ask for)."""
+    from asr.data import UtteranceDataset
+    from asr.evaluate import evaluate, write_report
+    from asr.features import LogMel
+
+    ds = UtteranceDataset(utts, LogMel(cfg.features), tok)
+    ds.rir, ds.noise = augment.get("rir"), augment.get("noise")
     start = time.perf_counter()
     result = evaluate(model, ds, decoder, device, progress=True, num_workers=args.workers, logmel=on_device,
                       noise_seed=args.noise_seed)
     seconds, audio_s = time.perf_counter() - start, sum(u.duration for u in utts)
-    report = args.report or args.model.parent / f"eval-{args.manifest.stem}.jsonl"
+    report = args.report or args.model.parent / f"eval-{path.stem}.jsonl"
     write_report(report, result)
     print(f"WER {100 * result.wer:.2f}")
     print(f"CER {100 * result.cer:.2f}")
@@ -482,8 +503,8 @@ def cmd_eval(args, _extra) -> int:
         for kind, pairs in top_errors(result.rows, args.errors).items():
             print(f"{kind} (top {args.errors}): " + (", ".join(f"{w} ({c})" for w, c in pairs) or "none"))
     print(f"utterances {len(ds)} ({audio_s / 3600:.2f} h), decoded in {seconds:.1f} s (real-time factor "
-          f"{seconds / max(audio_s, 1e-9):.4f}, features and model included); report {report}", file=sys.stderr)
-    return 0
+          f"{seconds / max(audio_s, 1e-9):.4f}, features and model included); report {report}", file=sys.stderr,
+          flush=True)
 
 
 def cmd_lm_build(args, _extra) -> int:

@@ -111,6 +111,34 @@ def test_eval_cli(tiny_model, digit_manifests, tmp_path, capsys):
     assert (tmp_path / "workers.jsonl").read_text() == report.read_text()
 
 
+def test_eval_several_manifests(tiny_model, digit_manifests, tmp_path, capsys):
+    """One call, two manifests (ESPnet-style test-clean + test-other): a block per manifest with the figures a
+    call per manifest gives, and a report each beside the model."""
+    import shutil
+
+    model = tmp_path / "m" / "best.pt"
+    model.parent.mkdir()
+    shutil.copy(tiny_model, model)
+    dev, half = digit_manifests[1], tmp_path / "half.jsonl"
+    half.write_text("".join(dev.read_text().splitlines(keepends=True)[::2]))
+    singles = []
+    for m in (dev, half):
+        assert main(["eval", "--model", str(model), "--manifest", str(m)]) == 0
+        singles.append(capsys.readouterr().out.splitlines())
+    alone = {m: (model.parent / f"eval-{m.stem}.jsonl").read_text() for m in (dev, half)}
+    assert main(["eval", "--model", str(model), "--manifest", str(dev), str(half)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == [f"== {dev}", *singles[0], f"== {half}", *singles[1]]
+    assert {m: (model.parent / f"eval-{m.stem}.jsonl").read_text() for m in (dev, half)} == alone
+    assert main(["eval", "--model", str(model), "--manifest", str(dev), str(half), "--report", "r.jsonl"]) == 2
+    assert "--report names one report" in capsys.readouterr().err
+    (tmp_path / "other").mkdir()
+    twin = tmp_path / "other" / half.name
+    shutil.copy(half, twin)
+    assert main(["eval", "--model", str(model), "--manifest", str(half), str(twin)]) == 2
+    assert "manifests with the same name (half)" in capsys.readouterr().err
+
+
 def test_transcribe_real_and_generated_audio(tiny_model, librispeech_sample, fsdd, tmp_path, capsys):
     flac = sorted(librispeech_sample.rglob("*.flac"))[0]
     wav8k = sorted(fsdd.glob("*.wav"))[0]
