@@ -155,3 +155,19 @@ def test_noise_corpora_download_verify_and_extract(corpus, tmp_path, capsys):
                      "--mirror", srv.url]) == 2
     assert "md5 of the download is" in capsys.readouterr().err
     assert not (tmp_path / "bad" / spec.member).exists() and not list((tmp_path / "bad").glob("*.part"))
+
+
+def test_zip_members_cannot_escape_the_target(tmp_path):
+    """A zip entry named ../x or /x is unpacked inside the temporary folder (zipfile drops those parts), so, as a
+    file beside the member, it can only end up beside the target (as LibriSpeech's README.TXT does), never above."""
+    from asr.corpus.download import extract_atomically
+
+    archive = tmp_path / "a" / "evil.zip"
+    archive.parent.mkdir()
+    archive.write_bytes(_zip({"RIRS_NOISES/ok.txt": b"ok", "../../escaped.txt": b"no", "/abs.txt": b"no"}))
+    target = extract_atomically(archive, "RIRS_NOISES", tmp_path / "out" / "RIRS_NOISES", progress=False)
+    assert (target / "ok.txt").read_bytes() == b"ok"
+    out = tmp_path / "out"
+    for name in ("escaped.txt", "abs.txt"):
+        assert [p.parent for p in tmp_path.rglob(name)] == [out]
+        assert not (tmp_path.parent / name).exists() and not (tmp_path / name).exists()
