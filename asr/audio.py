@@ -20,6 +20,11 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")  # what a folder given to t
 MAX_RESAMPLE_UNITS = 1000  # largest exact resampling period, samples; 44.1 kHz -> 16 kHz is 441 in, 160 out
 
 
+def audio_files(folder: Path) -> list[Path]:
+    """The audio files (AUDIO_EXTENSIONS, any case) under ``folder``, recursively, sorted."""
+    return sorted(f for f in Path(folder).rglob("*") if f.suffix.lower() in AUDIO_EXTENSIONS and f.is_file())
+
+
 def load_audio(path: str | os.PathLike, sample_rate: int = 16000) -> torch.Tensor:
     """Read ``path`` as a 1-D float32 tensor at ``sample_rate`` Hz, channels averaged.
 

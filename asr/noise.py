@@ -18,7 +18,7 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
-from asr.audio import AUDIO_EXTENSIONS, as_float, to_mono_resampled
+from asr.audio import AUDIO_EXTENSIONS, as_float, audio_files, to_mono_resampled
 from asr.errors import UserError
 
 MIN_NOISE_S = 0.05  # shorter noise files are left out, seconds
@@ -33,7 +33,7 @@ def _audio_headers(folder: str | Path, key: str, what: str, min_s: float) -> dic
         drop = f", or {key}=null" if "." in key else ""  # a config key (data.noise) can be unset; a CLI flag left out
         raise UserError(f"{key}={folder}: no such directory; give a folder of {what}{drop}")
     shape = {}
-    for f in sorted(f for f in folder.rglob("*") if f.suffix.lower() in AUDIO_EXTENSIONS and f.is_file()):
+    for f in audio_files(folder):
         try:
             info = sf.info(str(f))
         except (sf.LibsndfileError, RuntimeError) as e:

@@ -39,7 +39,7 @@ import soundfile as sf
 import torch
 
 from asr.align import TextAlignment, align_text, align_words
-from asr.audio import AUDIO_EXTENSIONS, SUPPORTED, load_audio, to_mono_resampled
+from asr.audio import AUDIO_EXTENSIONS, SUPPORTED, audio_files, load_audio, to_mono_resampled
 from asr.config import DecoderConfig
 from asr.decode import Hypothesis, build_decoder
 from asr.dist import pick_device
@@ -221,7 +221,7 @@ def find_audio(paths: Iterable[Path], list_file: Path | None = None) -> list[tup
     items: list[tuple[Path, Path | None]] = []
     for p in paths:
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.suffix.lower() in AUDIO_EXTENSIONS and f.is_file())
+            found = audio_files(p)
             if not found:
                 raise UserError(f"{p}: no audio files ({', '.join(AUDIO_EXTENSIONS)}) under this directory")
             items += [(f, p) for f in found]

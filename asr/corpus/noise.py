@@ -26,7 +26,7 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from asr.audio import AUDIO_EXTENSIONS, to_mono_resampled
+from asr.audio import AUDIO_EXTENSIONS, audio_files, to_mono_resampled
 from asr.errors import UserError
 from asr.io import atomic_open
 
@@ -80,7 +80,7 @@ def room_impulse_response(rng: np.random.Generator, rt60: float | None = None, d
 def _speech_files(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise UserError(f"--babble-from {folder}: no such directory; give a folder of speech recordings")
-    files = sorted(f for f in folder.rglob("*") if f.suffix.lower() in AUDIO_EXTENSIONS and f.is_file())
+    files = audio_files(folder)
     if len(files) < 4:
         raise UserError(f"--babble-from {folder}: {len(files)} audio files ({', '.join(AUDIO_EXTENSIONS)}); "
                         f"babble needs at least 4 recordings to overlap")
