@@ -342,7 +342,7 @@ def cmd_download(args, _extra) -> int:
         if args.subsets:
             raise UserError(f"--subsets is for librispeech; {args.corpus} is one archive")
         path = download_openslr(args.corpus, args.out, mirror=args.mirror, keep_archive=args.keep_archives,
-                                md5=(checksums or {}).get(spec.archive.removesuffix(".tar.gz").removesuffix(".zip")))
+                                md5=(checksums or {}).get(_archive_stem(spec.archive)))
         print(f"{args.corpus}\t{path}")
         print(f"use: {spec.use.replace('OUT', str(args.out))}", file=sys.stderr)
         return 0
@@ -688,12 +688,17 @@ def _read_md5sums(path: Path) -> dict[str, str]:
         if not line.strip():
             continue
         parts = line.split()
-        name = Path(parts[-1].lstrip("*")).name
-        suffix = next((x for x in (".tar.gz", ".zip") if name.endswith(x)), None)
-        if len(parts) != 2 or len(parts[0]) != 32 or suffix is None:
+        stem = _archive_stem(Path(parts[-1].lstrip("*")).name)
+        if len(parts) != 2 or len(parts[0]) != 32 or stem is None:
             raise UserError(f"{path}:{lineno}: expected 'MD5  SUBSET.tar.gz', got {line.strip()[:80]!r}")
-        sums[name[: -len(suffix)]] = parts[0].lower()
+        sums[stem] = parts[0].lower()
     return sums
+
+
+def _archive_stem(name: str) -> str | None:
+    """``SUBSET.tar.gz`` -> ``SUBSET``, ``NAME.zip`` -> ``NAME``; None for other names."""
+    suffix = next((x for x in (".tar.gz", ".zip") if name.endswith(x)), None)
+    return name[: -len(suffix)] if suffix else None
 
 
 def cmd_stats(args, overrides) -> int:
