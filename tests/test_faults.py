@@ -176,6 +176,28 @@ def test_precision_auto_picks_fp16_on_gpus_without_native_bf16(monkeypatch, caps
     assert warned == (precision == "bf16" and not native_bf16)
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_on_a_cpu_without_native_bf16_warns(monkeypatch, capsys, native):
+    """precision=bf16 on a CPU runs either way; where oneDNN would emulate it (slower than fp32) a warning says so
+    and names fp32."""
+    monkeypatch.setattr(asr.train, "cpu_has_native_bf16", lambda: native)
+    assert asr.train.autocast_dtype("bf16", torch.device("cpu")) is torch.bfloat16
+    assert ("emulates it, slower than fp32; precision=fp32" in capsys.readouterr().err) == (not native)
+
+
+@pytest.mark.parametrize("flags, expected", [
+    ("fpu sse2 avx2 avx512f avx512bw avx512_bf16 avx512_vnni", True),  # Zen 4, Cooper Lake
+    ("fpu sse2 avx2 avx512f amx_bf16 amx_tile", True),  # Sapphire Rapids
+    ("fpu sse2 avx2 avx512f avx512bw avx512_vnni", False),  # Cascade Lake: AVX-512 without bf16
+    ("fpu sse2 avx2", False),  # Zen 3
+])
+def test_cpu_has_native_bf16_reads_the_cpuinfo_flags(tmp_path, flags, expected):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n\nprocessor\t: 1\nflags\t\t: {flags}\n")
+    assert asr.train.cpu_has_native_bf16(str(cpuinfo)) is expected
+    assert asr.train.cpu_has_native_bf16(str(tmp_path / "missing")) is False  # not Linux: unknown, say no
+
+
 def test_fp16_overflow_lowers_the_loss_scale_and_resume_keeps_it(digit_manifests, tmp_path, monkeypatch, capsys):
     """precision=fp16 (here on CPU) trains through a GradScaler: from a first loss scale of 2^20 the fp16
     gradients overflow, those batches are skipped and the scale halves until they fit; training goes on with
