@@ -35,6 +35,11 @@ def test_quick_benchmarks_write_their_results(tmp_path):
         assert set(keys) <= result.keys(), f"{name}: missing {set(keys) - result.keys()}"
     train = json.loads((tmp_path / "train.json").read_text())
     assert all(r["ours"]["audio_per_s"] > 0 and r["reference"]["audio_per_s"] > 0 for r in train["runs"])
+    from asr.train import cpu_has_native_bf16  # bf16 rows only where the CPU computes bf16 natively
+
+    bf16 = cpu_has_native_bf16()
+    assert ("matmul_bf16_gflop_per_s" in train) == bf16
+    assert all(r["ours_bf16"]["audio_per_s"] > 0 if bf16 else "ours_bf16" not in r for r in train["runs"])
     assert json.loads((tmp_path / "beam.json").read_text())["sources"][0]["pairs"]
     gpu = json.loads((tmp_path / "gpu.json").read_text())
     assert "skipped" in gpu or gpu["runs"]
