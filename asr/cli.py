@@ -255,6 +255,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _device_arg(s: argparse.ArgumentParser) -> None:
     s.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (a GPU when there is one)")
+    s.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="bf16: run the model under bf16 autocast, about 2x faster on a CPU that computes bf16 "
+                        "(avx512_bf16 or AMX: AMD Zen 4, Intel Sapphire Rapids) and on recent GPUs; elsewhere it "
+                        "is emulated and slower (a warning says so). Default fp32")
 
 
 def _decoder_args(s: argparse.ArgumentParser) -> None:
@@ -433,6 +437,7 @@ def cmd_eval(args, _extra) -> int:
     from asr.dist import pick_device
     from asr.features import LogMel
     from asr.manifest import read_manifest
+    from asr.precision import autocast_dtype
 
     _set_threads(args.threads)
     if args.workers < 0:
@@ -450,6 +455,7 @@ def cmd_eval(args, _extra) -> int:
         raise UserError("--noise-seed is for --noise DIR or --rir DIR; give one")
     device = pick_device(args.device)
     model, tok, cfg = load_model(args.model, device)
+    amp = autocast_dtype(args.precision, device)  # None (fp32) or bf16: the model under autocast
     manifests = [(m, read_manifest(m)) for m in args.manifest]  # all read (and checked) before any decoding
     augment = {}
     if args.rir is not None:
@@ -470,11 +476,11 @@ def cmd_eval(args, _extra) -> int:
     for path, utts in manifests:
         if len(manifests) > 1:
             print(f"== {path}", flush=True)
-        _eval_one(args, path, utts, model, tok, cfg, decoder, device, on_device, augment)
+        _eval_one(args, path, utts, model, tok, cfg, decoder, device, on_device, augment, amp)
     return 0
 
 
-def _eval_one(args, path: Path, utts, model, tok, cfg, decoder, device, on_device, augment: dict) -> None:
+def _eval_one(args, path: Path, utts, model, tok, cfg, decoder, device, on_device, augment: dict, amp) -> None:
     """Decode and score one manifest; print WER and CER (and what --by-speaker and --errors ask for)."""
     from asr.data import UtteranceDataset
     from asr.evaluate import evaluate, write_report
@@ -484,7 +490,7 @@ def _eval_one(args, path: Path, utts, model, tok, cfg, decoder, device, on_devic
     ds.rir, ds.noise = augment.get("rir"), augment.get("noise")
     start = time.perf_counter()
     result = evaluate(model, ds, decoder, device, progress=True, num_workers=args.workers, logmel=on_device,
-                      noise_seed=args.noise_seed)
+                      noise_seed=args.noise_seed, precision=amp)
     seconds, audio_s = time.perf_counter() - start, sum(u.duration for u in utts)
     report = args.report or args.model.parent / f"eval-{path.stem}.jsonl"
     write_report(report, result)
@@ -543,7 +549,8 @@ def cmd_transcribe(args, _extra) -> int:
     given = {"window_s": args.window, "context_s": args.context, "threshold_s": args.long_above}
     longform = LongFormConfig(**{k: v for k, v in given.items() if v is not None})
     _set_threads(args.threads)
-    rec = Recognizer(args.model, _decoder_config(args), device=args.device, longform=longform)
+    rec = Recognizer(args.model, _decoder_config(args), device=args.device, longform=longform,
+                     precision=args.precision)
     paths = [p for p, _ in items]
     if args.plot:
         results = iter([(paths[0], _transcribe_and_plot(rec, paths[0], args.plot))])
@@ -587,7 +594,7 @@ def cmd_align(args, _extra) -> int:
     else:
         jobs = [(args.file.stem, str(args.file), args.text)]
     _set_threads(args.threads)
-    rec = Recognizer(args.model, device=args.device)
+    rec = Recognizer(args.model, device=args.device, precision=args.precision)
     rows, failed = [], []
     for uid, audio, text in tqdm(jobs, desc="align", unit="utt", disable=len(jobs) < 2, file=sys.stderr):
         try:
@@ -673,8 +680,8 @@ def cmd_serve(args, _extra) -> int:
     if not 0 <= args.port <= 65535:
         raise UserError(f"--port {args.port}: use 0..65535")
     _set_threads(args.threads)
-    serve(Recognizer(args.model, _decoder_config(args), device=args.device), args.host, args.port, args.max_mb,
-          args.timeout)
+    rec = Recognizer(args.model, _decoder_config(args), device=args.device, precision=args.precision)
+    serve(rec, args.host, args.port, args.max_mb, args.timeout)
     return 0
 
 

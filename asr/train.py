@@ -33,6 +33,7 @@ from asr.io import atomic_write_text
 from asr.manifest import read_manifest
 from asr.metrics_log import MetricsLog, tensorboard_writer
 from asr.model import conv_out_lengths
+from asr.precision import autocast_dtype
 from asr.noise import NoiseMixer, Reverb
 from asr.stats import load_stats
 from asr.text import CharTokenizer, build_tokenizer
@@ -78,38 +79,6 @@ def load_split(path: str, cfg: TrainConfig, logmel: LogMel, tok: CharTokenizer, 
 
 FP16_INIT_SCALE = 2.0**16  # GradScaler's first loss scale (its default); halved after each overflow
 PRECISION_NAMES = {torch.bfloat16: "bf16", torch.float16: "fp16"}
-
-
-def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
-    """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX-BF16, read from Linux's cpuinfo flags).
-
-    oneDNN emulates bf16 on other CPUs, slower than fp32; False where the flags cannot be read."""
-    try:
-        flags = {f for line in Path(cpuinfo).read_text().splitlines() if line.startswith("flags")
-                 for f in line.split(":", 1)[1].split()}
-    except OSError:
-        return False
-    return bool(flags & {"avx512_bf16", "amx_bf16"})
-
-
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for ``precision`` (a TrainConfig.precision) on ``device``; None: fp32, no autocast.
-
-    auto: bf16 on a GPU that computes it natively (compute capability 8.0 and up: A100, H100, RTX 30xx+),
-    fp16 on older GPUs (V100, T4, RTX 20xx), whose bf16 is emulated or missing; fp32 on CPU (bf16 there pays
-    only for short utterances: see the README's Precision notes).
-    """
-    # torch.cuda.is_bf16_supported() says True on a T4 (emulation); compute capability 8 is what computes bf16
-    native_bf16 = device.type == "cuda" and torch.cuda.get_device_capability(device)[0] >= 8
-    if precision == "auto":
-        return None if device.type != "cuda" else torch.bfloat16 if native_bf16 else torch.float16
-    if precision == "bf16" and device.type == "cuda" and not native_bf16:
-        print(f"warning: precision=bf16 on {torch.cuda.get_device_name(device)}, which has no native bf16: slow or "
-              f"unsupported there; precision=fp16 (or auto) is the fast choice", file=sys.stderr)
-    if precision == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
-        print("warning: precision=bf16 on a CPU without native bf16 (no avx512_bf16 or amx_bf16 flag): oneDNN "
-              "emulates it, slower than fp32; precision=fp32 is the fast choice here", file=sys.stderr)
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
 def _features_on_device(cfg: TrainConfig, device: torch.device) -> bool:

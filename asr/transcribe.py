@@ -10,10 +10,11 @@ The API::
     t.words  # [{"word": "hello", "start": 0.52, "end": 0.84, "confidence": 0.91}, ...]
     rec.transcribe(samples, sample_rate=8000)        # a (samples,) or (samples, channels) array
 
-``Recognizer(model_path, decoder=None, device="cpu", longform=None)``: ``decoder`` is a
+``Recognizer(model_path, decoder=None, device="cpu", longform=None, precision="fp32")``: ``decoder`` is a
 ``DecoderConfig`` (greedy when None; beam with an LM takes ``DecoderConfig(type="beam",
 lm=...)``); ``longform`` a ``LongFormConfig`` (60 s windows with 5 s of context each
-side, used above 70 s; see asr/longform.py). ``transcribe(audio, sample_rate=None,
+side, used above 70 s; see asr/longform.py); ``precision="bf16"`` runs a checkpoint's model under bf16
+autocast (asr/precision.py). ``transcribe(audio, sample_rate=None,
 words=True, keep_log_probs=False, progress=None)`` returns a ``Transcript``; ``words=False``
 skips the forced alignment. Word times are seconds from the start of the audio,
 ``confidence`` the mean posterior of the word's tokens on their aligned frames
@@ -47,6 +48,7 @@ from asr.errors import UserError
 from asr.features import LogMel
 from asr.longform import ArraySource, FileSource, LongFormConfig, windowed_log_probs
 from asr.model import SUBSAMPLING
+from asr.precision import Autocast, autocast_dtype
 from asr.text import normalize_text
 
 CUE_WORDS = 7  # most words in one subtitle cue
@@ -90,9 +92,15 @@ class Recognizer:
     """``Recognizer("runs/demo/best.pt").transcribe("a.flac").text``; see the module docstring."""
 
     def __init__(self, model_path: str | os.PathLike, decoder: DecoderConfig | None = None, device: str = "cpu",
-                 longform: LongFormConfig | None = None):
+                 longform: LongFormConfig | None = None, precision: str = "fp32"):
         self.device = pick_device(str(device))
         self.model, self.tokenizer, self.cfg = load_any_model(model_path, self.device)
+        self.precision = precision
+        if precision != "fp32":
+            if Path(model_path).suffix == ".onnx" or _is_torchscript(Path(model_path)):
+                raise UserError(f"--precision {precision} is for checkpoints; {model_path} is an exported model "
+                                f"and runs as it was exported (leave --precision out)")
+            self.model = Autocast(self.model, autocast_dtype(precision, self.device))
         self.logmel = LogMel(self.cfg.features)
         self.decoder_cfg = decoder or DecoderConfig()
         self.decoder = build_decoder(self.decoder_cfg, self.tokenizer)
@@ -249,10 +257,10 @@ def subtitle_path(path: Path, root: Path | None, ext: str, out_dir: Path | None)
 _WORKER: Recognizer | None = None  # one per worker process, loaded once by _init_worker
 
 
-def _init_worker(model_path, decoder, device, longform) -> None:
+def _init_worker(model_path, decoder, device, longform, precision) -> None:
     global _WORKER
     torch.set_num_threads(1)  # the pool's processes share the cores: one thread each
-    _WORKER = Recognizer(model_path, decoder, device, longform)
+    _WORKER = Recognizer(model_path, decoder, device, longform, precision)
 
 
 def _safe_transcribe(rec: Recognizer, path: Path, words: bool) -> Transcript | str:
@@ -288,7 +296,8 @@ def transcribe_many(rec: Recognizer, model_path: Path, paths: list[Path], jobs: 
 
     with ProcessPoolExecutor(min(jobs, len(paths)), mp_context=multiprocessing.get_context("spawn"),
                              initializer=_init_worker,
-                             initargs=(str(model_path), rec.decoder_cfg, str(rec.device), rec.longform)) as pool:
+                             initargs=(str(model_path), rec.decoder_cfg, str(rec.device), rec.longform,
+                                       rec.precision)) as pool:
         try:
             yield from zip(paths, pool.map(_worker_transcribe, paths, [words] * len(paths)))
         except BrokenProcessPool:

@@ -104,8 +104,9 @@ def child(spec: dict) -> dict:
 
     out = {}
     for dname, variant in spec["decoders"].items():
-        dec = {k: v for k, v in variant.items() if k not in ("longform", "words", "only_sets")}
-        rec = Recognizer(spec["model"], DecoderConfig(**dec), longform=LongFormConfig(**variant.get("longform", {})))
+        dec = {k: v for k, v in variant.items() if k not in ("longform", "words", "only_sets", "precision")}
+        rec = Recognizer(spec["model"], DecoderConfig(**dec), longform=LongFormConfig(**variant.get("longform", {})),
+                         precision=variant.get("precision", "fp32"))
         words = variant.get("words", True)
         out[dname] = {}
         for name, files in spec["sets"].items():
@@ -152,6 +153,11 @@ def run(ctx: Context) -> dict:
     extras = {"greedy, words=False": {"type": "greedy", "words": False},
               "greedy, long-form 30 s windows": {"type": "greedy", "longform": {"window_s": 30.0, "context_s": 5.0,
                                                                               "threshold_s": 40.0}}}
+    from asr.precision import cpu_has_native_bf16
+
+    if cpu_has_native_bf16():  # --precision bf16, where the CPU computes it
+        extras["greedy, bf16"] = {"type": "greedy", "precision": "bf16"}
+        extras["beam+LM lexicon, bf16"] = {**decoders["beam+LM lexicon"], "precision": "bf16"}
     runs = [(n, g) for n in thread_counts for g in groups]
     runs += [] if ctx.quick else [(1, {k: v}) for k, v in extras.items()]
     for n, group in runs:

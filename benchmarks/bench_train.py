@@ -387,7 +387,7 @@ def run(ctx: Context) -> dict:
     result["matmul_gflop_per_s"] = rnd(peak)
     log(f"  fp32 matmul ({n_threads} threads): {peak:.1f} GFLOP/s")
     # bf16 autocast (precision=bf16) is timed too where the CPU computes bf16 natively; emulated, it is slower
-    from asr.train import cpu_has_native_bf16
+    from asr.precision import cpu_has_native_bf16
     bf16_peak = None
     if cpu_has_native_bf16():
         bf16_peak = max(matmul_gflops(n_threads, size=n, reps=2 if ctx.quick else 5, dtype=torch.bfloat16)

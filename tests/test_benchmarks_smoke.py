@@ -35,7 +35,7 @@ def test_quick_benchmarks_write_their_results(tmp_path):
         assert set(keys) <= result.keys(), f"{name}: missing {set(keys) - result.keys()}"
     train = json.loads((tmp_path / "train.json").read_text())
     assert all(r["ours"]["audio_per_s"] > 0 and r["reference"]["audio_per_s"] > 0 for r in train["runs"])
-    from asr.train import cpu_has_native_bf16  # bf16 rows only where the CPU computes bf16 natively
+    from asr.precision import cpu_has_native_bf16  # bf16 rows only where the CPU computes bf16 natively
 
     bf16 = cpu_has_native_bf16()
     assert ("matmul_bf16_gflop_per_s" in train) == bf16

@@ -7,6 +7,7 @@ import re
 import pytest
 import torch
 
+import asr.precision
 import asr.train
 from asr.checkpoint import load_checkpoint
 from asr.config import compose
@@ -171,7 +172,7 @@ def test_precision_auto_picks_fp16_on_gpus_without_native_bf16(monkeypatch, caps
     CPU; bf16 asked for on an older GPU runs, with a warning that names the faster choice."""
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 0) if native_bf16 else (7, 5))
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla T4")
-    assert asr.train.autocast_dtype(precision, torch.device(device)) is expected
+    assert asr.precision.autocast_dtype(precision, torch.device(device)) is expected
     warned = "Tesla T4, which has no native bf16" in capsys.readouterr().err
     assert warned == (precision == "bf16" and not native_bf16)
 
@@ -180,8 +181,8 @@ def test_precision_auto_picks_fp16_on_gpus_without_native_bf16(monkeypatch, caps
 def test_bf16_on_a_cpu_without_native_bf16_warns(monkeypatch, capsys, native):
     """precision=bf16 on a CPU runs either way; where oneDNN would emulate it (slower than fp32) a warning says so
     and names fp32."""
-    monkeypatch.setattr(asr.train, "cpu_has_native_bf16", lambda: native)
-    assert asr.train.autocast_dtype("bf16", torch.device("cpu")) is torch.bfloat16
+    monkeypatch.setattr(asr.precision, "cpu_has_native_bf16", lambda: native)
+    assert asr.precision.autocast_dtype("bf16", torch.device("cpu")) is torch.bfloat16
     assert ("emulates it, slower than fp32; precision=fp32" in capsys.readouterr().err) == (not native)
 
 
@@ -194,8 +195,8 @@ def test_bf16_on_a_cpu_without_native_bf16_warns(monkeypatch, capsys, native):
 def test_cpu_has_native_bf16_reads_the_cpuinfo_flags(tmp_path, flags, expected):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n\nprocessor\t: 1\nflags\t\t: {flags}\n")
-    assert asr.train.cpu_has_native_bf16(str(cpuinfo)) is expected
-    assert asr.train.cpu_has_native_bf16(str(tmp_path / "missing")) is False  # not Linux: unknown, say no
+    assert asr.precision.cpu_has_native_bf16(str(cpuinfo)) is expected
+    assert asr.precision.cpu_has_native_bf16(str(tmp_path / "missing")) is False  # not Linux: unknown, say no
 
 
 def test_fp16_overflow_lowers_the_loss_scale_and_resume_keeps_it(digit_manifests, tmp_path, monkeypatch, capsys):

@@ -17,7 +17,7 @@ asr prepare librispeech --root "$data/corpus" --subsets train-synth,dev-synth,te
 # 1.3x faster, so 8 epochs fit the time of 6 in fp32 (README, "Results of the main job"); elsewhere bf16 would be
 # emulated, slower than fp32. Overrides given to this script come after, so they win.
 fast=()
-if python3 -c 'import sys; from asr.train import cpu_has_native_bf16; sys.exit(not cpu_has_native_bf16())'; then
+if python3 -c 'import sys; from asr.precision import cpu_has_native_bf16; sys.exit(not cpu_has_native_bf16())'; then
   fast=(precision=bf16 optim.epochs=8)
 fi
 asr train run_dir="$run" data.train_manifest="$data/train-synth.jsonl" data.dev_manifest="$data/dev-synth.jsonl" \
