@@ -136,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--rir", type=Path, default=None, metavar="DIR",
                    help="convolve every utterance with a room impulse response from this folder (before any "
                         "--noise), drawn from its id")
-    s.add_argument("--snr", type=float, default=10.0, help="with --noise: signal-to-noise ratio, dB (default 10)")
+    s.add_argument("--snr", type=float, default=None, help="with --noise: signal-to-noise ratio, dB (default 10)")
     s.add_argument("--noise-seed", type=int, default=0,
                    help="with --noise or --rir: another seed draws other segments and rooms")
     _decoder_args(s)
@@ -449,7 +449,7 @@ def cmd_eval(args, _extra) -> int:
     if len(set(stems)) < len(stems):
         raise UserError(f"manifests with the same name ({', '.join(sorted({x for x in stems if stems.count(x) > 1}))}) "
                         f"would write the same report; evaluate them one at a time with --report")
-    if args.snr != 10.0 and args.noise is None:
+    if args.snr is not None and args.noise is None:
         raise UserError("--snr is for --noise DIR (a folder of noise recordings); give one")
     if args.noise_seed != 0 and args.noise is None and args.rir is None:
         raise UserError("--noise-seed is for --noise DIR or --rir DIR; give one")
@@ -467,6 +467,7 @@ def cmd_eval(args, _extra) -> int:
     if args.noise is not None:
         from asr.noise import NoiseMixer
 
+        args.snr = 10.0 if args.snr is None else args.snr
         augment["noise"] = NoiseMixer(args.noise, (args.snr, args.snr), prob=1.0,
                                       sample_rate=cfg.features.sample_rate, key="--noise")
         print(f"noise: {len(augment['noise'].files)} files of {args.noise} mixed in at {args.snr:g} dB SNR "

@@ -148,8 +148,11 @@ def test_eval_with_noise_is_per_utterance_and_hurts(tiny_model, digit_manifests,
     assert main(args + ["--noise", str(tmp_path / "noise"), "--snr", "-5"]) == 0
     out, err = capsys.readouterr()
     assert "noise: 2 files of" in err and "at -5 dB SNR" in err and out.startswith("WER ")
-    assert main(args + ["--snr", "5"]) == 2
-    assert "--snr is for --noise DIR" in capsys.readouterr().err
+    assert main(args + ["--noise", str(tmp_path / "noise")]) == 0
+    assert "at 10 dB SNR" in capsys.readouterr().err  # the default
+    for snr in ("5", "10"):  # 10 too: the default's value given without --noise is still a mistake
+        assert main(args + ["--snr", snr]) == 2
+        assert "--snr is for --noise DIR" in capsys.readouterr().err
     assert main(args + ["--noise-seed", "3"]) == 2
     assert "--noise-seed is for --noise DIR or --rir DIR" in capsys.readouterr().err
     assert main(args + ["--noise", str(tmp_path / "nowhere")]) == 2
