@@ -467,10 +467,10 @@ def cmd_eval(args, _extra) -> int:
     if args.noise is not None:
         from asr.noise import NoiseMixer
 
-        args.snr = 10.0 if args.snr is None else args.snr
-        augment["noise"] = NoiseMixer(args.noise, (args.snr, args.snr), prob=1.0,
-                                      sample_rate=cfg.features.sample_rate, key="--noise")
-        print(f"noise: {len(augment['noise'].files)} files of {args.noise} mixed in at {args.snr:g} dB SNR "
+        snr = 10.0 if args.snr is None else args.snr  # dB
+        augment["noise"] = NoiseMixer(args.noise, (snr, snr), prob=1.0, sample_rate=cfg.features.sample_rate,
+                                      key="--noise")
+        print(f"noise: {len(augment['noise'].files)} files of {args.noise} mixed in at {snr:g} dB SNR "
               f"(seed {args.noise_seed})", file=sys.stderr)
     decoder = build_decoder(_decoder_config(args), tok)
     on_device = LogMel(cfg.features).to(device) if device.type == "cuda" else None  # as training's features_on=auto

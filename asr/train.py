@@ -33,8 +33,8 @@ from asr.io import atomic_write_text
 from asr.manifest import read_manifest
 from asr.metrics_log import MetricsLog, tensorboard_writer
 from asr.model import conv_out_lengths
-from asr.precision import autocast_dtype
 from asr.noise import NoiseMixer, Reverb
+from asr.precision import autocast_dtype
 from asr.stats import load_stats
 from asr.text import CharTokenizer, build_tokenizer
 
