@@ -343,6 +343,8 @@ class BeamDecoder:
             value = getattr(cfg, name)
             if value is not None and value < 1:
                 raise UserError(f"decoder.{name}={value}: use 1 or more")
+        if cfg.token_prune is not None and cfg.token_prune <= 0:
+            raise UserError(f"decoder.token_prune={cfg.token_prune}: use a positive log-prob margin (e.g. 5) or null")
         if 0 < cfg.max_search_frames < 10:
             raise UserError(f"decoder.max_search_frames={cfg.max_search_frames}: "
                             "use 0 (never cut) or at least 10 frames")
@@ -361,6 +363,9 @@ class BeamDecoder:
         if self.lexicon is None and cfg.lm is not None and not cfg.lexicon_free and not self.char_lm:
             self.lexicon = self._cached("auto_lexicon", self._lexicon_of_lm)
         self._ctc = self._build_lexicon() if self.lexicon else self._build_lexicon_free()
+        # a token far below its frame's best can still win with an LM, a lexicon or a hotword behind it
+        plain = cfg.lm is None and self.lexicon is None and not self.hotwords
+        self.token_prune = cfg.token_prune if plain else None
 
     def reweighted(self, **changes) -> "BeamDecoder":
         """This decoder with some DecoderConfig fields changed (lm_weight, word_score, beam_size, ...),
@@ -535,6 +540,8 @@ class BeamDecoder:
         if log_probs.shape[-1] != len(self.tokenizer):
             raise ValueError(f"log_probs have {log_probs.shape[-1]} classes, the tokenizer {len(self.tokenizer)}")
         x = self._with_closing_frame(self._with_added_sep(log_probs), lengths)  # (B, T + 1, V')
+        if self.token_prune is not None:  # tokens far below their frame's best: impossible (flashlight rejects them)
+            x = torch.where(x < x.max(-1, keepdim=True).values - self.token_prune, _NO, x)
         longest = self.cfg.max_search_frames
         out = []
         for b in range(x.shape[0]):

@@ -421,3 +421,25 @@ def test_char_lm_errors(char_lm, bpe, tmp_path):
         beam(lm=str(char_lm), hotwords=["zorblat"])
     with pytest.raises(UserError, match="BPE pieces"):
         bpe_beam(bpe, lm=str(char_lm))
+
+
+def test_token_prune_skips_far_tokens_in_plain_search_only(lm, tmp_path):
+    """decoder.token_prune: without an LM, lexicon or hotwords, tokens more than token_prune below their frame's best
+    are never tried; an LM (or lexicon, or hotword) may need them, so they are kept there."""
+    lp = emissions("the street", {8: {"a": 0.994, "e": 0.006}})  # "e" is 5.1 below "a"
+    texts = {h.text for h in beam(nbest=5, token_prune=None).decode_nbest(lp.unsqueeze(0), torch.tensor([len(lp)]))[0]}
+    assert "the street" in texts
+    pruned = beam(nbest=5, token_prune=5.0).decode_nbest(lp.unsqueeze(0), torch.tensor([len(lp)]))[0]
+    assert "the street" not in {h.text for h in pruned} and pruned[0].text == "the streat"
+    # the LM's words beat the acoustics only if "e" is still tried (lexicon-free: "streat" pays the OOV score, -10)
+    assert decode(beam(lm=str(lm), lexicon_free=True, token_prune=5.0), lp).text == "the street"
+    lexicon = tmp_path / "lexicon.txt"
+    write_lexicon(["the", "street"], lexicon)
+    assert beam(lm=str(lm)).token_prune is None and beam(lexicon=str(lexicon)).token_prune is None
+    assert beam(hotwords=["street"]).token_prune is None and beam().token_prune == 5.0  # the default
+    # within the margin, the same best path as the full search
+    close = emissions("the street", {8: {"a": 0.55, "e": 0.45}})
+    a, b = decode(beam(token_prune=None), close), decode(beam(), close)
+    assert (a.text, a.frames) == (b.text, b.frames) and a.score == pytest.approx(b.score, abs=1e-4)
+    with pytest.raises(UserError, match="decoder.token_prune=0"):
+        beam(token_prune=0)
