@@ -46,7 +46,9 @@ def run(ctx: Context) -> dict:
             htk=False, norm="slaney") + LOG_FLOOR).T for w in np_wavs]
 
     # rounds of both, alternating, best of each: this shared machine's speed drifts within seconds (with 5
-    # calls of one, then 5 of the other, three runs on Zen 4 gave ratios of 0.81, 1.14 and 1.19x)
+    # calls of one, then 5 of the other, three runs on Zen 4 gave ratios of 0.81, 1.14 and 1.19x). Each timed
+    # call follows an untimed one of the same side (best_time's warm-up), as in a loader that does only this:
+    # without it, each side starts from the other's cache and ours measured 1.29-1.62x instead of 1.56-1.67x
     rounds = 1 if ctx.quick else 15
     t_ours = t_librosa = float("inf")
     with threads(1):
