@@ -5,6 +5,7 @@ Grammar tests run anywhere; the synthesis tests skip when espeak-ng is not insta
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import hashlib
 import inspect
@@ -15,9 +16,11 @@ import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile as sf
 
+from asr.corpus import espeak_lib
 from asr.corpus import sentences as S
 from asr.corpus import synth
 from asr.corpus.synth import SynthConfig
@@ -128,6 +131,36 @@ def _samples_hash(voice: str) -> str:
 def test_unknown_variant_falls_back_silently():
     """The trap discovery guards against: a wrong variant name still 'works'."""
     assert _samples_hash("en-us+no-such-variant") == _samples_hash("en-us")
+
+
+needs_espeak_lib = pytest.mark.skipif(not espeak_lib.available(),
+                                      reason="libespeak-ng cannot be loaded in-process here (Linux with espeak-ng)")
+LIB_CASES = [("en-us+adam", "a dancer will love several warm robots after school", 170, 50),
+             ("en-gb-scotland+aunty", "adam and sarah didn't light her candle on thursday.", 130, 25),
+             ("en-gb", "the quick brown fox, jumped over the lazy dog!", 210, 75),  # a language, not a voice file
+             ("en-us+f3", "she sells sea shells by the sea shore", 150, 60)]  # f3's voicing draws on rand()
+
+
+@needs_espeak_lib
+def test_library_speaks_exactly_what_the_program_writes_whatever_came_before():
+    """The in-process library must give the program's samples bit for bit, also for a sentence spoken after
+    others (the library keeps state between sentences; each call loads a fresh copy)."""
+    program = [synth.read_wav(synth.espeak_wav(*case)) for case in LIB_CASES]
+    libc = ctypes.CDLL(None)
+    for i in (0, 1, 2, 3, 0, 3, 2, 1, 3):  # repeats and other orders: the state left by a call must not leak
+        for _ in range(i):
+            libc.rand()  # as other code in the process may: the library's own draws must not depend on it
+        got, rate = synth.espeak_samples(*LIB_CASES[i])
+        assert rate == program[i][1] == synth.ESPEAK_RATE
+        assert got.dtype == program[i][0].dtype and np.array_equal(got, program[i][0]), LIB_CASES[i]
+
+
+@needs_espeak
+def test_unknown_voice_is_a_user_error_with_and_without_the_library(monkeypatch):
+    for lib in ((True, False) if espeak_lib.available() else (False,)):
+        monkeypatch.setattr(espeak_lib, "available", lambda lib=lib: lib)
+        with pytest.raises(UserError, match="espeak-ng failed for voice 'xx-nosuch'"):
+            synth.espeak_samples("xx-nosuch", "hello")
 
 
 @needs_espeak
