@@ -3,7 +3,7 @@
 The embedded corpus (``asr.corpus.synth``) speaks these sentences with espeak-ng.
 The grammar is deliberately tame: a controlled vocabulary (about 1,500 common,
 regularly spelled words) so that a character-level model sees every word many
-times in 3 hours of audio (the default), yet enough templates and slots that sentences rarely
+times in 3 hours of audio (the default corpus has 6), yet enough templates and slots that sentences rarely
 repeat and an n-gram language model trained on the train text is meaningful.
 
 Design choices, and why:

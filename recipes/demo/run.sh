@@ -3,7 +3,7 @@
 # espeak-ng, prepare manifests, train, evaluate on the test split (greedy, then beam search with a 3-gram LM
 # of the training text, its weights tuned on the dev split), transcribe a file, print results.
 # Usage: [HOURS=H] [DATA=data/demo] [RUN=runs/demo] bash recipes/demo/run.sh [hydra overrides for asr train,
-# e.g. optim.epochs=10]; HOURS: training speech to synthesize (default: asr synth-corpus's, 3 h)
+# e.g. optim.epochs=10]; HOURS: training speech to synthesize (default: asr synth-corpus's, 6 h)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 start=$(date +%s)
@@ -14,11 +14,11 @@ data=${DATA:-data/demo} run=${RUN:-runs/demo}   # corpus and manifests; run dire
 asr synth-corpus --out "$data/corpus" ${HOURS:+--hours "$HOURS"} --seed 0
 asr prepare librispeech --root "$data/corpus" --subsets train-synth,dev-synth,test-synth --out "$data"
 # Where the CPU computes bf16 natively (AVX512-BF16 or AMX), bf16 autocast makes this model's training steps about
-# 1.3x faster, so 8 epochs fit the time of 6 in fp32 (README, "Results of the main job"); elsewhere bf16 would be
+# 1.3x faster, so 4 epochs fit the time of 3 in fp32 (README, "Results of the main job"); elsewhere bf16 would be
 # emulated, slower than fp32. Overrides given to this script come after, so they win.
 fast=()
 if python3 -c 'import sys; from asr.precision import cpu_has_native_bf16; sys.exit(not cpu_has_native_bf16())'; then
-  fast=(precision=bf16 optim.epochs=8)
+  fast=(precision=bf16 optim.epochs=4)
 fi
 asr train run_dir="$run" data.train_manifest="$data/train-synth.jsonl" data.dev_manifest="$data/dev-synth.jsonl" \
   "${fast[@]}" "$@"
