@@ -8,7 +8,8 @@ otherwise idle machine: the load average before and after each benchmark is in i
 
 Benchmarks: train (training-step throughput, MFU, profile), infer (real-time factor, memory),
 features (log-mel vs librosa), beam (our beam search vs pyctcdecode), loader (decode +
-features per worker), gpu (CUDA only; skipped without a GPU), gpu_e2e (asr train on FLAC files
+features per worker), synth (espeak-ng's library against its program, for the embedded corpus),
+gpu (CUDA only; skipped without a GPU), gpu_e2e (asr train on FLAC files
 on the GPU: does the loader keep up? CUDA only).
 """
 
@@ -28,7 +29,7 @@ sys.path.insert(0, str(HERE))
 import common  # noqa: E402
 from common import Context, load_snapshot, log, machine_info, rnd, wait_for_idle  # noqa: E402
 
-ORDER = ["train", "infer", "features", "beam", "loader", "gpu", "gpu_e2e"]  # loader reads train's result
+ORDER = ["train", "infer", "features", "beam", "loader", "synth", "gpu", "gpu_e2e"]  # loader reads train's result
 
 
 def main(argv: list[str] | None = None) -> int:

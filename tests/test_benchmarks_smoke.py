@@ -18,6 +18,7 @@ KEYS = {
     "beam": ["beam_width", "sources"],
     "loader": ["per_worker_audio_per_s", "decode_audio_per_s", "per_worker_waveforms_rir_audio_per_s",
                "workers_needed"],
+    "synth": [],  # "skipped" without espeak-ng
     "gpu": [],  # "skipped" without CUDA, "runs" with it
     "gpu_e2e": [],
 }
@@ -41,6 +42,8 @@ def test_quick_benchmarks_write_their_results(tmp_path):
     assert ("matmul_bf16_gflop_per_s" in train) == bf16
     assert all(r["ours_bf16"]["audio_per_s"] > 0 if bf16 else "ours_bf16" not in r for r in train["runs"])
     assert json.loads((tmp_path / "beam.json").read_text())["sources"][0]["pairs"]
+    synth = json.loads((tmp_path / "synth.json").read_text())
+    assert "skipped" in synth or (synth["samples_equal"] and synth["speedup"] > 0)
     gpu = json.loads((tmp_path / "gpu.json").read_text())
     assert "skipped" in gpu or gpu["runs"]
     assert (tmp_path / "summary.md").read_text().startswith("| benchmark |")
