@@ -10,9 +10,9 @@ order in which each worker happened to get its sentences.
 So every sentence gets a fresh copy of the library: its bytes are written once to an anonymous in-memory
 file (``memfd``), and each call ``dlopen``s that file anew (a new inode is a new library to the loader,
 with its own static state), seeds ``rand()`` as a new process has it, initializes, speaks, and unloads
-again. That takes about 11 ms per sentence (loading the copy 1 ms, initializing 1, the voice 4, speaking 4,
-unloading 0.5) and gives exactly the samples the program writes, whatever came before (``tests/test_synth.py``
-checks both).
+again. Loading the voice and speaking take most of the time (loading the copy, initializing and unloading
+about 2.5 ms); ``benchmarks/bench_synth.py`` measured 7.6 ms per sentence against the program's 12.7 (1.67x)
+on the corpus plan, and the same samples bit for bit, whatever came before (``tests/test_synth.py`` checks both).
 
 Linux only (``memfd_create``, ``/proc/self/maps``); elsewhere, or without the library, ``available()``
 is False and ``asr.corpus.synth`` runs the program instead.
@@ -55,7 +55,7 @@ def _image() -> int | None:
     try:
         ctypes.CDLL(name)  # loaded once, to learn its path from this process's mappings
         with open("/proc/self/maps") as maps:  # "ADDRESS PERMS OFFSET DEV INODE PATH" lines
-            paths = [line.split(None, 5)[5].strip() for line in maps if len(line.split(None, 5)) == 6]
+            paths = [parts[5].strip() for parts in (line.split(None, 5) for line in maps) if len(parts) == 6]
     except OSError:
         return None
     path = next((p for p in paths if os.path.basename(p).startswith("libespeak-ng.so")), None)
