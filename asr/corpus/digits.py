@@ -29,12 +29,10 @@ resumable download of ``asr.corpus.download``.
 
 from __future__ import annotations
 
-import io
 import json
 import random
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 from collections import defaultdict
@@ -49,6 +47,7 @@ from tqdm import tqdm
 
 from asr.audio import to_mono_resampled
 from asr.corpus.download import COMPLETE_MARKER, Checksum, extract_atomically, fetch
+from asr.corpus.synth import espeak_samples
 from asr.errors import UserError
 from asr.io import atomic_write_text
 
@@ -302,8 +301,7 @@ def tts_recordings(cfg: DigitsConfig, rng: random.Random) -> list[Recording]:
     More voices for a training set of four people: formant synthesis is no substitute for
     speech, but its many vocal-tract settings widen what the model has heard.
     """
-    binary = shutil.which("espeak-ng")
-    if binary is None:
+    if shutil.which("espeak-ng") is None:
         raise UserError("tts_voices > 0 needs espeak-ng (Debian: apt-get install espeak-ng); or set tts_voices=0")
     if cfg.tts_voices > len(TTS_VARIANTS):
         raise UserError(f"tts_voices={cfg.tts_voices}: at most {len(TTS_VARIANTS)}")
@@ -317,9 +315,8 @@ def tts_recordings(cfg: DigitsConfig, rng: random.Random) -> list[Recording]:
 
     def render(job) -> Recording:
         voice, speaker, d, k, wpm, pitch = job
-        wav = subprocess.run([binary, "-v", voice, "-s", str(wpm), "-p", str(pitch), "--stdout", WORDS[d].lower()],
-                             capture_output=True, check=True).stdout
-        data, rate = sf.read(io.BytesIO(wav), dtype="float32", always_2d=True)  # (samples, channels)
+        samples, rate = espeak_samples(voice, WORDS[d].lower(), wpm, pitch)
+        data = samples[:, None]  # (samples,) -> (samples, 1 channel)
         # To the output rate now: speed perturbation then resamples 16 kHz * speed -> 16 kHz, cheap
         # ratios (9:10, 11:10), where 22.05 kHz * speed -> 16 kHz would need kernels of thousands of phases.
         data = to_mono_resampled(_trim(data, rate), rate, cfg.sample_rate, name=voice).numpy()[:, None]
