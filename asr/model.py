@@ -84,10 +84,8 @@ class BiLSTMCTC(nn.Module):
                 impl = "full"  # no padding (one file, one window): the plain bidirectional kernel, 5-10 % faster
         if impl == "full":
             y = self.lstm(x)[0]  # (B, T', 2H)
-        elif impl == "packed":
-            y = self._packed_lstm(x, out_lengths)
         else:
-            y = self._flip_lstm(x, out_lengths, streams=impl == "streams" and x.is_cuda)
+            y = self._flip_lstm(x, out_lengths) if impl == "flip" else self._packed_lstm(x, out_lengths)
         logits = self.out(self.dropout(y))  # (B, T', 2H) -> (B, T', V)
         return logits.float().log_softmax(-1), out_lengths
 
@@ -98,49 +96,32 @@ class BiLSTMCTC(nn.Module):
         y, _ = pad_packed_sequence(y, batch_first=True, total_length=x.shape[1])  # (B, T', 2H)
         return y
 
-    def _flip_lstm(self, x: torch.Tensor, lengths: torch.Tensor, streams: bool = False) -> torch.Tensor:
+    def _flip_lstm(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """The same bidirectional LSTM (same weights) as two unidirectional passes over padded tensors.
 
         The backward pass reads each utterance reversed within its own length, so padding
         comes last in both directions and never reaches a valid output: exactly the packed
         result. Padded input takes the CPU's oneDNN LSTM kernels, about 2x faster than packed.
-        With ``streams`` (CUDA), the reverse direction of each layer runs on a second CUDA stream
-        while the forward one runs on the current stream: each time step's recurrent product is
-        too small to fill the GPU, so two at once use it better. Autograd runs each backward op on
-        its forward op's stream, so the backward passes overlap too.
         """
         b, t, _ = x.shape
         steps = torch.arange(t, device=x.device).expand(b, t)  # (B, T')
         valid = steps < lengths.to(x.device).unsqueeze(1)
         rev = torch.where(valid, lengths.to(x.device).unsqueeze(1) - 1 - steps, steps)  # per-utterance reversal
         h0 = x.new_zeros(1, b, self.cfg.hidden)
-
-        def direction(inp: torch.Tensor, layer: int, suffix: str, order) -> torch.Tensor:
-            params = [getattr(self.lstm, f"{name}_l{layer}{suffix}")
-                      for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
-            inp = inp if order is None else _gather_time(inp, order)
-            with warnings.catch_warnings():
-                # cuDNN copies one direction's 4 weight tensors into its own layout per call (a few MB;
-                # measured on an H100: flip as fast as packed) and warns each time that it does so
-                warnings.filterwarnings("ignore", message="RNN module weights are not part of single contiguous")
-                y = torch.lstm(inp, (h0, h0), params, True, 1, 0.0, self.training, False, True)[0]  # (B, T', H)
-            return y if order is None else _gather_time(y, order)
-
-        main = torch.cuda.current_stream(x.device) if streams else None
-        side = torch.cuda.Stream(x.device) if streams else None  # one of PyTorch's pooled streams: cheap
         for layer in range(self.cfg.layers):
             if layer:
                 x = nn.functional.dropout(x, self.cfg.dropout, self.training)
-            if side is None:
-                outs = [direction(x, layer, "", None), direction(x, layer, "_reverse", rev)]
-            else:
-                side.wait_stream(main)  # x, rev and h0 are ready
-                with torch.cuda.stream(side):
-                    backward = direction(x, layer, "_reverse", rev)
-                forward = direction(x, layer, "", None)
-                main.wait_stream(side)
-                backward.record_stream(main)  # made on the side stream, read and freed on this one
-                outs = [forward, backward]
+            outs = []
+            for suffix, order in (("", None), ("_reverse", rev)):
+                params = [getattr(self.lstm, f"{name}_l{layer}{suffix}")
+                          for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+                inp = x if order is None else _gather_time(x, order)
+                with warnings.catch_warnings():
+                    # cuDNN copies one direction's 4 weight tensors into its own layout per call (a few MB;
+                    # measured on an H100: flip as fast as packed) and warns each time that it does so
+                    warnings.filterwarnings("ignore", message="RNN module weights are not part of single contiguous")
+                    y = torch.lstm(inp, (h0, h0), params, True, 1, 0.0, self.training, False, True)[0]  # (B, T', H)
+                outs.append(y if order is None else _gather_time(y, order))
             x = torch.cat(outs, dim=-1)  # (B, T', 2H)
         return x * valid.unsqueeze(-1)  # zero padded frames as pad_packed_sequence does
 

@@ -5,13 +5,11 @@ says so and measures nothing. Our ``_step`` on bucketed batches of cached synthe
 (LibriSpeech-like durations), for every combination of
 
 * precision: fp32 and bf16 autocast (``precision=auto`` picks bf16 on a GPU);
-* LSTM implementation: ``packed`` (cuDNN on packed sequences, the GPU default), ``flip``
-  (two padded unidirectional passes, the CPU default) and ``streams`` (flip with the reverse direction on a
-  second CUDA stream, the two running at once);
-* batch cap ``data.max_frames``: 50k, 100k (conf/data/librispeech_100.yaml) and 200k frames
-  (``streams`` in bf16 only);
+* LSTM implementation: ``packed`` (cuDNN on packed sequences, the GPU default) and ``flip``
+  (two padded unidirectional passes, the CPU default);
+* batch cap ``data.max_frames``: 50k, 100k (conf/data/librispeech_100.yaml) and 200k frames;
 
-then bf16 with the three LSTMs at 400k and 800k frames, and the 960 h model (5x1024) in bf16 at 200k, 400k and 800k;
+then bf16 with both LSTMs at 400k and 800k frames, and the 960 h model (5x1024) in bf16 at 200k, 400k and 800k;
 
 with audio seconds per second, peak GPU memory, and MFU against the matmul rates measured in
 the same run: fp32 without TF32, TF32, and bf16 (torch.matmul of 8192 x 8192 matrices). Also the
@@ -35,7 +33,6 @@ from asr.data import WaveBatch  # noqa: E402
 from asr.features import LogMel  # noqa: E402
 
 CAPS = (50_000, 100_000, 200_000)  # data.max_frames: padded feature frames per optimizer step
-IMPLS = ("packed", "flip", "streams")  # model.rnn_impl
 BIG_CAPS = (400_000, 800_000)  # larger batches in bf16, both models: longer matmuls in the recurrence, higher MFU
 
 
@@ -81,14 +78,14 @@ def measure(device: torch.device, small: bool, save=lambda part: None) -> dict:
             row.update(run_ours(model_cfg, pool, spec, model_per_frame, device, amp))
         except torch.cuda.OutOfMemoryError as e:
             row["error"] = f"out of memory: {str(e).splitlines()[0]}"
-            log(f"  {precision} {impl:7s} cap {cap:>7,}: out of memory")
+            log(f"  {precision} {impl:6s} cap {cap:>7,}: out of memory")
             return row
         if cuda:
             row["peak_mem_gb"] = rnd(torch.cuda.max_memory_allocated() / 1e9)
         ref_rate = rates["bf16"] if amp else rates["tf32"]
         row["mfu"] = rnd(row["useful_gflop_per_s"] / ref_rate)
         row["mfu_vs_fp32_no_tf32"] = rnd(row["useful_gflop_per_s"] / rates["fp32"])
-        log(f"  {precision} {impl:7s} cap {cap:>7,}: {row['audio_per_s']:>9,.0f} audio s/s, MFU {row['mfu']:.0%} "
+        log(f"  {precision} {impl:6s} cap {cap:>7,}: {row['audio_per_s']:>9,.0f} audio s/s, MFU {row['mfu']:.0%} "
             f"(vs {'bf16' if amp else 'tf32'} matmul), padding {row['padding_frac']:.0%}, data "
             f"{row['data_frac']:.0%} of the wall time" + (f", peak {row['peak_mem_gb']} GB" if cuda else ""))
         return row
@@ -105,18 +102,18 @@ def measure(device: torch.device, small: bool, save=lambda part: None) -> dict:
         save({"matmul_gflop_per_s": rates, "features": out_features, "runs": runs, "runs_960": runs_960})
 
     for precision in ("fp32", "bf16"):
-        for impl in IMPLS if precision == "bf16" else IMPLS[:2]:  # streams: bf16 only, what a GPU trains in
+        for impl in ("packed", "flip"):
             for cap in caps:
                 measured(cfg, per_frame, pool, runs, precision, impl, cap)
     log(f"  model {big_name}:")
-    for impl in IMPLS:  # bf16 at the largest cap of the sweep
+    for impl in ("packed", "flip"):  # bf16 at the largest cap of the sweep
         measured(big, big_per_frame, pool, runs_960, "bf16", impl, caps[-1])
     # larger batches, bf16, both models, on a pool with enough utterances for 6 steps of the largest cap
     big_caps = (1_600,) if tiny else BIG_CAPS
     big_pool = make_pool("librispeech", 48 if tiny else 4000, seed=1, scale=0.25 if tiny else 1.0)
     for name, c, pf, into in ((model_name, cfg, per_frame, runs), (big_name, big, big_per_frame, runs_960)):
         log(f"  model {name}, larger batches:")
-        for impl in IMPLS:
+        for impl in ("packed", "flip"):
             for cap in big_caps:
                 measured(c, pf, big_pool, into, "bf16", impl, cap)
     ok = [r for r in runs if "audio_per_s" in r]

@@ -148,7 +148,7 @@ def main() -> None:
     args = ap.parse_args()
     dry = args.cpu_dry_run or not torch.cuda.is_available()
     device = torch.device("cpu" if dry else "cuda")
-    configs = [("tiny", "flip", 800), ("tiny", "streams", 800)] if dry else CONFIGS
+    configs = [("tiny", "flip", 800), ("tiny", "packed", 800)] if dry else CONFIGS
     pool = make_pool("librispeech", 24 if dry else 4000, seed=1, scale=0.25 if dry else 1.0)
     out = {"device": str(device), "rows": [], "graphs": []}
 

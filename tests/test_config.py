@@ -55,7 +55,7 @@ def test_bad_overrides_name_the_key(override, key):
     (["data.min_duration=5", "data.max_duration=2"], r"data.min_duration=5.0 is not below data.max_duration=2.0"),
     (["threads=-1"], r"threads=-1: must be >= 0"),
     (["precision=fp8", "model.rnn_impl=foo"],
-     r"precision=fp8: expected auto, fp32, bf16 or fp16; model.rnn_impl=foo: expected auto, packed, flip, streams or full"),
+     r"precision=fp8: expected auto, fp32, bf16 or fp16; model.rnn_impl=foo: expected auto, packed, flip or full"),
 ])
 def test_values_out_of_range_are_named_before_work(overrides, message, tmp_path):
     """Values that type-check but cannot work (a layer count of 0, a negative learning rate) stop train() in
