@@ -125,3 +125,14 @@ def test_gpu_profile_dry_run_on_cpu(tmp_path):
     assert out["device"] == "cpu" and [r["rnn_impl"] for r in out["rows"]] == ["flip", "packed"]
     assert all(r["step_s"] > 0 and r["audio_per_s"] > 0 for r in out["rows"])
     assert len(out["graphs"]) == 1 and out["graphs"][0]["eager_s"] > 0 and "graph_s" not in out["graphs"][0]
+
+
+@pytest.mark.slow
+def test_gpu_rnn_ab_dry_run_on_cpu(tmp_path):
+    """benchmarks/gpu_rnn_ab.py --cpu-dry-run: packed and flip timed in turn at tiny sizes, their ratio written."""
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_rnn_ab.py"), "--cpu-dry-run", "--out",
+                           str(tmp_path)], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (row,) = json.loads((tmp_path / "gpu_rnn_ab.json").read_text())["rows"]
+    assert row["packed_step_s"] > 0 and row["flip_step_s"] > 0
+    assert row["flip_vs_packed"] == pytest.approx(row["packed_step_s"] / row["flip_step_s"], rel=0.02)

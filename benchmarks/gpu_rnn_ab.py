@@ -1,0 +1,90 @@
+"""One-off measurement (CUDA): cuDNN's packed LSTM against flip, interleaved, on the recipe's settings.
+
+The question (benchmarks/README.md, GPU): which LSTM should ``model.rnn_impl=auto`` pick on a GPU? bench_gpu's
+sweeps time each configuration once for 6 steps, and two sweeps of the same code differed by up to 25 % per
+configuration, more than packed and flip differ. Here the two run in alternating rounds over the same batches
+(full training steps: CTC loss, backward, AdamW; synthetic features already on the GPU), so that a drift of
+the machine hits both alike: per configuration, ``ROUNDS`` rounds of ``STEPS`` steps each, the median step time
+of each LSTM over all its steps, and their ratio. Not part of run.py: a one-off, kept with its numbers in the
+README.
+
+    python benchmarks/gpu_rnn_ab.py --out DIR   # on a CUDA machine; DIR/gpu_rnn_ab.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+from common import log, rnd  # also puts the repository on sys.path
+
+import torch
+
+ROUNDS, STEPS = 3, 8
+CONFIGS = [("librispeech_100", "bf16", 100_000), ("librispeech_100", "bf16", 200_000),
+           ("librispeech_100", "fp32", 100_000), ("librispeech_960", "bf16", 200_000),
+           ("librispeech_960", "fp32", 200_000)]  # (model, precision, data.max_frames): the recipes' caps and 2x
+
+
+def ab(model_name: str, precision: str, cap: int, device: torch.device, pool, rounds: int, steps: int) -> dict:
+    from bench_train import ours_setup, train_config
+
+    from asr.data import collate
+    from asr.train import _step
+
+    cfg = train_config(model_name)
+    model, opt, ds, sampler = ours_setup(cfg, pool, cap)
+    model.to(device)
+    batches = [collate([ds[i] for i in b]).to(device) for b in sampler.epoch_batches()[: steps + 1]]
+    amp = torch.bfloat16 if precision == "bf16" else None
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    times: dict[str, list[float]] = {"packed": [], "flip": []}
+    for impl in times:  # warm-up of each: cuDNN plans, allocator
+        model.cfg.rnn_impl = impl
+        _step(model, opt, batches[0], device, amp, 1e-4, 5.0)
+    for _ in range(rounds):
+        for impl, into in times.items():
+            model.cfg.rnn_impl = impl
+            for b in batches[1:]:
+                sync()
+                t = time.perf_counter()
+                _step(model, opt, b, device, amp, 1e-4, 5.0)
+                sync()
+                into.append(time.perf_counter() - t)
+    audio_s = statistics.mean(float(b.feature_lengths.sum()) * 0.01 for b in batches[1:])
+    med = {impl: statistics.median(v) for impl, v in times.items()}
+    row = {"model": model_name, "precision": precision, "max_frames": cap,
+           "utts_per_step": rnd(statistics.mean(len(b.ids) for b in batches[1:])),
+           "packed_step_s": rnd(med["packed"]), "flip_step_s": rnd(med["flip"]),
+           "packed_audio_per_s": rnd(audio_s / med["packed"]), "flip_audio_per_s": rnd(audio_s / med["flip"]),
+           "flip_vs_packed": rnd(med["packed"] / med["flip"]),
+           "round_medians": {impl: [rnd(statistics.median(v[r * steps:(r + 1) * steps])) for r in range(rounds)]
+                             for impl, v in times.items()}}
+    log(f"  {model_name} {precision} cap {cap:>7,}: packed {med['packed']:.3f} s, flip {med['flip']:.3f} s per step "
+        f"(flip {row['flip_vs_packed']:.2f}x); per round packed {row['round_medians']['packed']}, "
+        f"flip {row['round_medians']['flip']}")
+    return row
+
+
+def main() -> None:
+    from bench_train import make_pool
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--cpu-dry-run", action="store_true", help="tiny sizes on the CPU: checks this script runs")
+    args = ap.parse_args()
+    dry = args.cpu_dry_run or not torch.cuda.is_available()
+    device = torch.device("cpu" if dry else "cuda")
+    pool = make_pool("librispeech", 24 if dry else 2000, seed=1, scale=0.25 if dry else 1.0)
+    out = {"device": torch.cuda.get_device_name() if not dry else "cpu", "rows": []}
+    for m, p, cap in [("tiny", "fp32", 800)] if dry else CONFIGS:
+        out["rows"].append(ab(m, p, cap, device, pool, 1 if dry else ROUNDS, 1 if dry else STEPS))
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "gpu_rnn_ab.json").write_text(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
