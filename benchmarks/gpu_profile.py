@@ -34,8 +34,14 @@ CONFIGS = [("librispeech_100", "flip", 100_000), ("librispeech_100", "flip", 800
            ("librispeech_100", "packed", 100_000), ("librispeech_960", "flip", 800_000)]
 
 
-def _device_us(e) -> float:
+def device_us(e) -> float:
+    """A profiler event's own time on the device, microseconds (the attribute's name moved across versions)."""
     return getattr(e, "self_device_time_total", None) or getattr(e, "self_cuda_time_total", 0.0)
+
+
+def cuda_kernels(avgs) -> list:
+    """The CUDA kernels among a profile's ``key_averages()``."""
+    return [e for e in avgs if str(getattr(e, "device_type", "")).endswith("CUDA") and device_us(e) > 0]
 
 
 def one(model_name: str, impl: str, cap: int, device: torch.device, steps: int, pool) -> dict:
@@ -64,16 +70,16 @@ def one(model_name: str, impl: str, cap: int, device: torch.device, steps: int, 
             _step(model, opt, b, device, amp, 1e-4, 5.0)
         sync()
     avgs = prof.key_averages()
-    kernels = [e for e in avgs if str(getattr(e, "device_type", "")).endswith("CUDA") and _device_us(e) > 0]
-    kernel_s = sum(_device_us(e) for e in kernels) / 1e6 / steps
+    kernels = cuda_kernels(avgs)
+    kernel_s = sum(device_us(e) for e in kernels) / 1e6 / steps
     launches = sum(e.count for e in kernels) / steps
-    top = sorted(kernels, key=_device_us, reverse=True)[:6]
+    top = sorted(kernels, key=device_us, reverse=True)[:6]
     frames = sum(int(b.feature_lengths.sum()) for b in batches[1:]) / steps
     row = {"model": model_name, "rnn_impl": impl, "max_frames": cap, "utts_per_step": len(batches[1].ids),
            "step_s": rnd(wall), "audio_per_s": rnd(frames * 0.01 / wall), "kernel_s_per_step": rnd(kernel_s),
            "gpu_busy": rnd(kernel_s / wall), "launches_per_step": rnd(launches),
            "host_us_per_launch": rnd(wall / max(launches, 1) * 1e6),
-           "top_kernels": [{"name": e.key[:90], "share": rnd(_device_us(e) / 1e6 / steps / max(kernel_s, 1e-12)),
+           "top_kernels": [{"name": e.key[:90], "share": rnd(device_us(e) / 1e6 / steps / max(kernel_s, 1e-12)),
                             "calls_per_step": rnd(e.count / steps)} for e in top]}
     log(f"  {model_name} {impl:7s} cap {cap:>7,}: step {wall:.3f} s ({row['audio_per_s']:,.0f} audio s/s), kernels "
         f"{kernel_s:.3f} s = {row['gpu_busy']:.0%} busy, {launches:,.0f} launches per step, "

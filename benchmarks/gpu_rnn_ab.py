@@ -5,8 +5,16 @@ sweeps time each configuration once for 6 steps, and two sweeps of the same code
 configuration, more than packed and flip differ. Here the two run in alternating rounds over the same batches
 (full training steps: CTC loss, backward, AdamW; synthetic features already on the GPU), so that a drift of
 the machine hits both alike: per configuration, ``ROUNDS`` rounds of ``STEPS`` steps each, the median step time
-of each LSTM over all its steps, and their ratio. Not part of run.py: a one-off, kept with its numbers in the
-README.
+of each LSTM over all its steps, and their ratio, with the kernel launches of one step of each (torch.profiler).
+
+The ``x8`` rows test a prediction not measured yet: PyTorch asks cuDNN for its persistent LSTM kernel
+(``CUDNN_RNN_ALGO_PERSIST_STATIC``: the whole sequence in one kernel, the recurrent weights held on chip) only
+for fp16 input, one unidirectional layer, 128-multiple sizes and 8-multiple batches of at most 128
+(``aten/src/ATen/native/cudnn/RNN.cpp``, ``get_algo``) on sm >= 8.0. flip's passes are such layers; so fp16
+(``precision=fp16``, with the loss scaler) on batches cut to a multiple of 8 utterances, at most 128, should
+launch far fewer kernels than the ~15,600 per step of the standard algorithm, which leave the GPU idle 60 %
+of a 100k-frame step (``gpu_profile.py``). bf16 on the same cut batches is the reference. Not part of run.py:
+a one-off, kept with its numbers in the README.
 
     python benchmarks/gpu_rnn_ab.py --out DIR   # on a CUDA machine; DIR/gpu_rnn_ab.json
 """
@@ -24,12 +32,36 @@ from common import log, rnd  # also puts the repository on sys.path
 import torch
 
 ROUNDS, STEPS = 3, 8
-CONFIGS = [("librispeech_100", "bf16", 100_000), ("librispeech_100", "bf16", 200_000),
-           ("librispeech_100", "fp32", 100_000), ("librispeech_960", "bf16", 200_000),
-           ("librispeech_960", "fp32", 200_000)]  # (model, precision, data.max_frames): the recipes' caps and 2x
+# (model, precision, data.max_frames, batches cut to a multiple of 8 utterances, at most 128): the recipes' caps
+CONFIGS = [("librispeech_100", "bf16", 100_000, False), ("librispeech_100", "bf16", 200_000, False),
+           ("librispeech_100", "fp32", 100_000, False), ("librispeech_960", "bf16", 200_000, False),
+           ("librispeech_960", "fp32", 200_000, False),
+           ("librispeech_100", "bf16", 100_000, True), ("librispeech_100", "fp16", 100_000, True)]
+AMP = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def ab(model_name: str, precision: str, cap: int, device: torch.device, pool, rounds: int, steps: int) -> dict:
+def cut_to_8(ids: list[int]) -> list[int]:
+    """The first utterances of a batch, a multiple of 8 and at most 128 of them (at least 1)."""
+    return ids[: max(1, min(128, len(ids) - len(ids) % 8))]
+
+
+def launches(model, opt, batch, device, amp, scaler) -> int | None:
+    """CUDA kernels launched by one training step (None on the CPU)."""
+    from gpu_profile import cuda_kernels
+    from torch.profiler import ProfilerActivity, profile
+
+    from asr.train import _step
+
+    if device.type != "cuda":
+        return None
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        _step(model, opt, batch, device, amp, 1e-4, 5.0, scaler)
+        torch.cuda.synchronize()
+    return sum(e.count for e in cuda_kernels(prof.key_averages()))
+
+
+def ab(model_name: str, precision: str, cap: int, x8: bool, device: torch.device, pool, rounds: int,
+       steps: int) -> dict:
     from bench_train import ours_setup, train_config
 
     from asr.data import collate
@@ -38,32 +70,38 @@ def ab(model_name: str, precision: str, cap: int, device: torch.device, pool, ro
     cfg = train_config(model_name)
     model, opt, ds, sampler = ours_setup(cfg, pool, cap)
     model.to(device)
-    batches = [collate([ds[i] for i in b]).to(device) for b in sampler.epoch_batches()[: steps + 1]]
-    amp = torch.bfloat16 if precision == "bf16" else None
+    batches = [collate([ds[i] for i in (cut_to_8(b) if x8 else b)]).to(device)
+               for b in sampler.epoch_batches()[: steps + 1]]
+    amp = AMP[precision]
+    scaler = torch.amp.GradScaler(device.type, enabled=amp is torch.float16)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     times: dict[str, list[float]] = {"packed": [], "flip": []}
     for impl in times:  # warm-up of each: cuDNN plans, allocator
         model.cfg.rnn_impl = impl
-        _step(model, opt, batches[0], device, amp, 1e-4, 5.0)
+        _step(model, opt, batches[0], device, amp, 1e-4, 5.0, scaler)
+    kernels = {}
+    for impl in times:
+        model.cfg.rnn_impl = impl
+        kernels[impl] = launches(model, opt, batches[1], device, amp, scaler)
     for _ in range(rounds):
         for impl, into in times.items():
             model.cfg.rnn_impl = impl
             for b in batches[1:]:
                 sync()
                 t = time.perf_counter()
-                _step(model, opt, b, device, amp, 1e-4, 5.0)
+                _step(model, opt, b, device, amp, 1e-4, 5.0, scaler)
                 sync()
                 into.append(time.perf_counter() - t)
     audio_s = statistics.mean(float(b.feature_lengths.sum()) * 0.01 for b in batches[1:])
     med = {impl: statistics.median(v) for impl, v in times.items()}
-    row = {"model": model_name, "precision": precision, "max_frames": cap,
+    row = {"model": model_name, "precision": precision, "max_frames": cap, "cut_to_8": x8, "kernels": kernels,
            "utts_per_step": rnd(statistics.mean(len(b.ids) for b in batches[1:])),
            "packed_step_s": rnd(med["packed"]), "flip_step_s": rnd(med["flip"]),
            "packed_audio_per_s": rnd(audio_s / med["packed"]), "flip_audio_per_s": rnd(audio_s / med["flip"]),
            "flip_vs_packed": rnd(med["packed"] / med["flip"]),
            "round_medians": {impl: [rnd(statistics.median(v[r * steps:(r + 1) * steps])) for r in range(rounds)]
                              for impl, v in times.items()}}
-    log(f"  {model_name} {precision} cap {cap:>7,}: packed {med['packed']:.3f} s, flip {med['flip']:.3f} s per step "
+    log(f"  {model_name} {precision} cap {cap:>7,}{' x8' if x8 else ''}: kernels {kernels}, packed {med['packed']:.3f} s, flip {med['flip']:.3f} s per step "
         f"(flip {row['flip_vs_packed']:.2f}x); per round packed {row['round_medians']['packed']}, "
         f"flip {row['round_medians']['flip']}")
     return row
@@ -80,8 +118,8 @@ def main() -> None:
     device = torch.device("cpu" if dry else "cuda")
     pool = make_pool("librispeech", 24 if dry else 2000, seed=1, scale=0.25 if dry else 1.0)
     out = {"device": torch.cuda.get_device_name() if not dry else "cpu", "rows": []}
-    for m, p, cap in [("tiny", "fp32", 800)] if dry else CONFIGS:
-        out["rows"].append(ab(m, p, cap, device, pool, 1 if dry else ROUNDS, 1 if dry else STEPS))
+    for m, p, cap, x8 in [("tiny", "fp32", 800, False), ("tiny", "fp32", 1600, True)] if dry else CONFIGS:
+        out["rows"].append(ab(m, p, cap, x8, device, pool, 1 if dry else ROUNDS, 1 if dry else STEPS))
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "gpu_rnn_ab.json").write_text(json.dumps(out, indent=1))
 

@@ -133,6 +133,12 @@ def test_gpu_rnn_ab_dry_run_on_cpu(tmp_path):
     proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_rnn_ab.py"), "--cpu-dry-run", "--out",
                            str(tmp_path)], capture_output=True, text=True, cwd=REPO, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    (row,) = json.loads((tmp_path / "gpu_rnn_ab.json").read_text())["rows"]
-    assert row["packed_step_s"] > 0 and row["flip_step_s"] > 0
-    assert row["flip_vs_packed"] == pytest.approx(row["packed_step_s"] / row["flip_step_s"], rel=0.02)
+    rows = json.loads((tmp_path / "gpu_rnn_ab.json").read_text())["rows"]
+    assert [r["cut_to_8"] for r in rows] == [False, True]
+    for row in rows:
+        assert row["packed_step_s"] > 0 and row["flip_step_s"] > 0 and row["kernels"] == {"packed": None, "flip": None}
+        assert row["flip_vs_packed"] == pytest.approx(row["packed_step_s"] / row["flip_step_s"], rel=0.02)
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from gpu_rnn_ab import cut_to_8
+
+    assert [len(cut_to_8(list(range(n)))) for n in (1, 7, 8, 79, 200)] == [1, 1, 8, 72, 128]
