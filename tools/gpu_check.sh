@@ -11,7 +11,9 @@
 # Environment: PYVER (the Python there, default 3.12), FSDD (recordings folder, default
 # ../shared/data/fsdd/recordings), TEST_S / BENCH_S (time limits of the two parts, default 150 / 390 seconds:
 # together under the device tool's 10 minutes a call; TEST_S=0 skips the tests), BENCH (the benchmarks, default
-# loader,gpu,gpu_e2e).
+# loader,gpu,gpu_e2e; none: skip them), SCRIPTS (one-off measurements run last, each
+# `benchmarks/NAME.py --out OUT_DIR`, e.g. "gpu_rnn_ab gpu_profile"; default none) and SCRIPT_S (their time limit
+# each, default 200 seconds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=.gpucheck
@@ -58,9 +60,15 @@ case "${1:-}" in
         | tee "$out/test_gpu.log" || status=1
     fi
     # the loader benchmark too: per-worker decode + log-mel rates on that machine's CPU, against what the GPU consumes
-    timeout "${BENCH_S:-390}" python3 benchmarks/run.py --only "${BENCH:-loader,gpu,gpu_e2e}" --out "$out" 2>&1 \
-      | tee "$out/bench_gpu.log" \
-      || status=1
+    if [ "${BENCH:-}" != none ]; then
+      timeout "${BENCH_S:-390}" python3 benchmarks/run.py --only "${BENCH:-loader,gpu,gpu_e2e}" --out "$out" 2>&1 \
+        | tee "$out/bench_gpu.log" \
+        || status=1
+    fi
+    for script in ${SCRIPTS:-}; do
+      timeout "${SCRIPT_S:-200}" python3 "benchmarks/$script.py" --out "$out" 2>&1 | grep -v "USDT\|profiler_st" \
+        | tee "$out/$script.log" || status=1
+    done
     exit $status
     ;;
   *)
