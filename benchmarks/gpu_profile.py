@@ -25,7 +25,7 @@ import json
 import time
 from pathlib import Path
 
-from common import log, rnd  # also puts the repository on sys.path
+from common import HOP_S, log, rnd  # also puts the repository on sys.path
 
 import torch
 from torch.profiler import ProfilerActivity, profile
@@ -76,7 +76,7 @@ def one(model_name: str, impl: str, cap: int, device: torch.device, steps: int, 
     top = sorted(kernels, key=device_us, reverse=True)[:6]
     frames = sum(int(b.feature_lengths.sum()) for b in batches[1:]) / steps
     row = {"model": model_name, "rnn_impl": impl, "max_frames": cap, "utts_per_step": len(batches[1].ids),
-           "step_s": rnd(wall), "audio_per_s": rnd(frames * 0.01 / wall), "kernel_s_per_step": rnd(kernel_s),
+           "step_s": rnd(wall), "audio_per_s": rnd(frames * HOP_S / wall), "kernel_s_per_step": rnd(kernel_s),
            "gpu_busy": rnd(kernel_s / wall), "launches_per_step": rnd(launches),
            "host_us_per_launch": rnd(wall / max(launches, 1) * 1e6),
            "top_kernels": [{"name": e.key[:90], "share": rnd(device_us(e) / 1e6 / steps / max(kernel_s, 1e-12)),

@@ -27,7 +27,7 @@ import statistics
 import time
 from pathlib import Path
 
-from common import log, rnd  # also puts the repository on sys.path
+from common import HOP_S, log, rnd  # also puts the repository on sys.path
 
 import torch
 
@@ -92,7 +92,7 @@ def ab(model_name: str, precision: str, cap: int, x8: bool, device: torch.device
                 _step(model, opt, b, device, amp, 1e-4, 5.0, scaler)
                 sync()
                 into.append(time.perf_counter() - t)
-    audio_s = statistics.mean(float(b.feature_lengths.sum()) * 0.01 for b in batches[1:])
+    audio_s = statistics.mean(float(b.feature_lengths.sum()) * HOP_S for b in batches[1:])
     med = {impl: statistics.median(v) for impl, v in times.items()}
     row = {"model": model_name, "precision": precision, "max_frames": cap, "cut_to_8": x8, "kernels": kernels,
            "utts_per_step": rnd(statistics.mean(len(b.ids) for b in batches[1:])),
