@@ -101,8 +101,9 @@ def ab(model_name: str, precision: str, cap: int, x8: bool, device: torch.device
            "flip_vs_packed": rnd(med["packed"] / med["flip"]),
            "round_medians": {impl: [rnd(statistics.median(v[r * steps:(r + 1) * steps])) for r in range(rounds)]
                              for impl, v in times.items()}}
-    log(f"  {model_name} {precision} cap {cap:>7,}{' x8' if x8 else ''}: kernels {kernels}, packed {med['packed']:.3f} s, flip {med['flip']:.3f} s per step "
-        f"(flip {row['flip_vs_packed']:.2f}x); per round packed {row['round_medians']['packed']}, "
+    log(f"  {model_name} {precision} cap {cap:>7,}{' x8' if x8 else ''}: kernels {kernels}, packed "
+        f"{med['packed']:.3f} s, flip {med['flip']:.3f} s per step (flip {row['flip_vs_packed']:.2f}x); "
+        f"per round packed {row['round_medians']['packed']}, "
         f"flip {row['round_medians']['flip']}")
     return row
 
