@@ -44,17 +44,26 @@ def cuda_kernels(avgs) -> list:
     return [e for e in avgs if str(getattr(e, "device_type", "")).endswith("CUDA") and device_us(e) > 0]
 
 
-def one(model_name: str, impl: str, cap: int, device: torch.device, steps: int, pool) -> dict:
-    from bench_train import ours_setup, train_config
+def on_device(cfg, pool, cap: int, device: torch.device, n: int, pick=lambda ids: ids):
+    """A model of ``cfg`` with its optimizer on ``device``, and the epoch's first ``n`` batches of ``pool`` at
+    ``cap`` frames (utterances chosen by ``pick``), collated there: the measurements time no data loading."""
+    from bench_train import ours_setup
 
     from asr.data import collate
+
+    model, opt, ds, sampler = ours_setup(cfg, pool, cap)
+    model.to(device)
+    return model, opt, [collate([ds[i] for i in pick(b)]).to(device) for b in sampler.epoch_batches()[:n]]
+
+
+def one(model_name: str, impl: str, cap: int, device: torch.device, steps: int, pool) -> dict:
+    from bench_train import train_config
+
     from asr.train import _step
 
     cfg = train_config(model_name)
     cfg.model.rnn_impl = impl
-    model, opt, ds, sampler = ours_setup(cfg, pool, cap)
-    model.to(device)
-    batches = [collate([ds[i] for i in b]).to(device) for b in sampler.epoch_batches()[: steps + 1]]
+    model, opt, batches = on_device(cfg, pool, cap, device, steps + 1)
     amp = torch.bfloat16 if device.type == "cuda" else None
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     _step(model, opt, batches[0], device, amp, 1e-4, 5.0)  # warm-up: cuDNN plans, allocator
@@ -91,15 +100,11 @@ def one(model_name: str, impl: str, cap: int, device: torch.device, steps: int, 
 
 def graphed(model_name: str, cap: int, device: torch.device, reps: int, pool) -> dict:
     """Model forward + backward on one batch: eager against one CUDA graph replay, seconds per pass."""
-    from bench_train import ours_setup
-
     from asr.config import compose, to_dataclass
-    from asr.data import collate
 
     cfg = to_dataclass(compose([f"model={model_name}", "specaug=none", "model.rnn_impl=flip"]))
-    model, _, ds, sampler = ours_setup(cfg, pool, cap)
-    model.to(device)
-    batch = collate([ds[i] for i in sampler.epoch_batches()[1]]).to(device)
+    model, _, batches = on_device(cfg, pool, cap, device, 2)
+    batch = batches[1]
     feats, lengths = batch.features, batch.feature_lengths.to(device)
     cuda = device.type == "cuda"
     with torch.no_grad(), torch.autocast(device.type, torch.bfloat16, enabled=cuda):

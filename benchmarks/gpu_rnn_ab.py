@@ -62,16 +62,13 @@ def launches(model, opt, batch, device, amp, scaler) -> int | None:
 
 def ab(model_name: str, precision: str, cap: int, x8: bool, device: torch.device, pool, rounds: int,
        steps: int) -> dict:
-    from bench_train import ours_setup, train_config
+    from bench_train import train_config
+    from gpu_profile import on_device
 
-    from asr.data import collate
     from asr.train import _step
 
-    cfg = train_config(model_name)
-    model, opt, ds, sampler = ours_setup(cfg, pool, cap)
-    model.to(device)
-    batches = [collate([ds[i] for i in (cut_to_8(b) if x8 else b)]).to(device)
-               for b in sampler.epoch_batches()[: steps + 1]]
+    model, opt, batches = on_device(train_config(model_name), pool, cap, device, steps + 1,
+                                    cut_to_8 if x8 else (lambda ids: ids))
     amp = AMP[precision]
     scaler = torch.amp.GradScaler(device.type, enabled=amp is torch.float16)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
