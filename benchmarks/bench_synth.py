@@ -39,8 +39,8 @@ def run(ctx: Context) -> dict:
     def program():
         return [synth.read_wav(synth.espeak_wav(*c))[0] for c in cases]
 
-    def library():
-        return [espeak_lib.speak(*c)[0].astype(np.float32) / 32768 for c in cases]
+    def library():  # what synth-corpus calls: the library here (available, checked above), as float32
+        return [synth.espeak_samples(*c)[0] for c in cases]
 
     a, b = program(), library()  # also the warm-up of both
     equal = all(x.shape == y.shape and np.array_equal(x, y) for x, y in zip(a, b))
@@ -58,7 +58,8 @@ def run(ctx: Context) -> dict:
             espeak_lib.available = available
             try:
                 with tempfile.TemporaryDirectory() as d:
-                    jobs = [synth.Job(f"{d}/{i}.flac", *c, cfg.sample_rate, cfg.max_silence) for i, c in enumerate(cases)]
+                    jobs = [synth.Job(f"{d}/{i}.flac", *c, cfg.sample_rate, cfg.max_silence)
+                            for i, c in enumerate(cases)]
                     t = time.perf_counter()
                     for job in jobs:
                         synth.render(job)
