@@ -72,6 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--test-utts", type=int, default=None, help="digit strings in digits-test")
     s.add_argument("--tts-voices", type=int, default=None,
                    help="espeak-ng voices added to training as extra speakers (0: none; default from DigitsConfig)")
+    s.add_argument("--flite-voices", default=None,
+                   help="comma-separated flite voices (kal16,awb,rms,slt) added to training as extra speakers, "
+                        "each as several personas; needs flite (apt-get install flite); '' : none")
+    s.add_argument("--flite-share", type=float, default=None,
+                   help="fraction of the training strings spoken by a flite persona (default from DigitsConfig)")
+    s.add_argument("--flite-personas", type=int, default=None,
+                   help="speakers made from each flite voice, each with its own pitch and tempo")
     s.set_defaults(func=cmd_synth_digits)
 
     s = sub.add_parser("synth-noise", help="make a folder of noise recordings (coloured noise, hum, babble) for "
@@ -363,7 +370,10 @@ def cmd_synth_digits(args, _extra) -> int:
     from asr.corpus.digits import DigitsConfig, synth_digits
 
     given = {"test_speaker": args.test_speaker, "dev_speaker": args.dev_speaker, "train_utterances": args.train_utts,
-             "dev_utterances": args.dev_utts, "test_utterances": args.test_utts, "tts_voices": args.tts_voices}
+             "dev_utterances": args.dev_utts, "test_utterances": args.test_utts, "tts_voices": args.tts_voices,
+             "flite_share": args.flite_share, "flite_personas": args.flite_personas}
+    if args.flite_voices is not None:
+        given["flite_voices"] = tuple(v for v in args.flite_voices.split(",") if v)
     cfg = replace(DigitsConfig(seed=args.seed), **{k: v for k, v in given.items() if v is not None})
     print(json.dumps(synth_digits(args.fsdd, args.out, cfg), indent=1))
     return 0

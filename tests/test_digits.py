@@ -17,7 +17,7 @@ from asr.errors import UserError
 from asr.manifest import read_manifest
 from conftest import need
 
-SMALL = DigitsConfig(train_utterances=24, dev_utterances=8, test_utterances=8, tts_voices=0)
+SMALL = DigitsConfig(train_utterances=24, dev_utterances=8, test_utterances=8, tts_voices=0, flite_voices=())
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +121,7 @@ def test_bad_speaker_names_found_ones(fsdd, tmp_path):
 
 def test_cli(fsdd, tmp_path, capsys):
     assert main(["synth-digits", "--fsdd", str(fsdd), "--out", str(tmp_path), "--train-utts", "3", "--dev-utts", "2",
-                 "--test-utts", "2", "--test-speaker", "lucas", "--tts-voices", "0"]) == 0
+                 "--test-utts", "2", "--test-speaker", "lucas", "--tts-voices", "0", "--flite-voices", ""]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert [summary[s]["utterances"] for s in SPLITS] == [3, 2, 2]
     assert {src["speaker"] for src in sources(tmp_path / "LibriSpeech", "digits-test")} == {"lucas"}
@@ -176,3 +176,60 @@ def test_espeak_voices_only_in_training(fsdd, tmp_path):
     text = transcripts(root, "digits-train")
     for src in train:
         assert text[src["id"]] == " ".join(WORDS[int(name.split("_")[0])] for name in src["recordings"])
+
+
+def test_flite_personas_only_in_training(fsdd, tmp_path):
+    import shutil
+
+    if shutil.which("flite") is None:
+        pytest.skip("flite not installed (tools/setup.sh installs it)")
+    cfg = replace(SMALL, train_utterances=8, dev_utterances=1, test_utterances=1, flite_voices=("slt", "kal16"),
+                  flite_personas=2, flite_takes=1, flite_share=1.0)
+    synth_digits(fsdd, tmp_path, cfg, progress=False)
+    root = tmp_path / "LibriSpeech"
+    train = sources(root, "digits-train")
+    assert {s["speaker"].split("-")[0] for s in train} == {"flite"}
+    assert {s["speaker"] for s in train} <= {f"flite-{v}-{p}" for v in ("slt", "kal16") for p in range(2)}
+    assert not any(s["speaker"].startswith("flite-") for split in SPLITS[1:] for s in sources(root, split))
+    text = transcripts(root, "digits-train")
+    for src in train:
+        assert text[src["id"]] == " ".join(WORDS[int(name.split("_")[0])] for name in src["recordings"])
+    # Each persona speaks at its own pitch: the two slt personas' median f0 differ (pitch set per persona).
+    import random
+
+    import librosa
+
+    from asr.corpus.digits import flite_recordings
+
+    recs = flite_recordings(replace(cfg, flite_voices=("slt",), flite_personas=2), random.Random("0:flite"))
+    assert len(recs) == 2 * 10 and all(r.audio[0].shape[0] > 0.2 * cfg.sample_rate for r in recs)
+    f0 = {}
+    for r in recs:
+        pitch, _, _ = librosa.pyin(r.audio[0][:, 0], fmin=60, fmax=400, sr=cfg.sample_rate)
+        f0.setdefault(r.speaker, []).append(np.nanmedian(pitch))
+    a, b = (np.median(v) for v in f0.values())
+    assert abs(np.log(a / b)) > 0.05, f0
+
+
+def test_flite_errors_are_one_line(fsdd, tmp_path, monkeypatch):
+    import random
+
+    from asr.corpus import digits
+
+    with pytest.raises(UserError, match="unknown voice.*bogus.*choose from"):
+        if digits.shutil.which("flite") is None:
+            monkeypatch.setattr(digits.shutil, "which", lambda name: "/usr/bin/flite")
+        digits.flite_recordings(replace(SMALL, flite_voices=("bogus",)), random.Random(0))
+    monkeypatch.setattr(digits.shutil, "which", lambda name: None)
+    with pytest.raises(UserError, match="needs flite.*apt-get install flite"):
+        digits.flite_recordings(replace(SMALL, flite_voices=("slt",)), random.Random(0))
+
+
+def test_stamp_without_flite_is_unchanged(fsdd, tmp_path):
+    """A corpus made before flite voices existed (no flite_* keys in its marker) is still recognized."""
+    from asr.corpus.digits import COMPLETE_MARKER
+
+    cfg = replace(SMALL, train_utterances=2, dev_utterances=1, test_utterances=1)
+    synth_digits(fsdd, tmp_path, cfg, progress=False)
+    stamp = json.loads((tmp_path / "LibriSpeech" / "digits-train" / COMPLETE_MARKER).read_text())
+    assert not any(k.startswith("flite_") for k in stamp["config"]) and "tts_voices" in stamp["config"]

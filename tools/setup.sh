@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# Idempotent set-up on a fresh Debian machine: espeak-ng (apt), a virtual environment
+# Idempotent set-up on a fresh Debian machine: espeak-ng and flite (apt), a virtual environment
 # in .venv with the pinned packages (constraints.txt), and this package in editable mode.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v espeak-ng >/dev/null 2>&1; then
-  echo "setup: installing espeak-ng (Debian package)" >&2
+# espeak-ng speaks the embedded corpus; flite (voices from recordings of four real people) adds speakers
+# to the digits recipe's training set
+missing=""
+command -v espeak-ng >/dev/null 2>&1 || missing="$missing espeak-ng"
+command -v flite >/dev/null 2>&1 || missing="$missing flite"
+if [ -n "$missing" ]; then
+  echo "setup: installing$missing (Debian packages)" >&2
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq espeak-ng >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
 fi
 
 PYTHON=${PYTHON:-python3}

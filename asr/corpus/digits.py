@@ -17,9 +17,12 @@ Splits (no recording is ever in two splits):
   keep-best. The test speaker is the unseen-voice measurement.
 - train: the other recordings of the other speakers, with speed perturbation (0.9/1.0/1.1,
   Kaldi style: pitch and tempo together), a random equalizer, gain and noise, to widen the few
-  voices and microphones there are; and, for ``tts_share`` of the strings, digits spoken by
-  ``tts_voices`` espeak-ng voices (needs espeak-ng; ``tts_voices=0`` turns this off). Four real
-  voices generalize poorly to a fifth: recipes/digits/README.md has the numbers.
+  voices and microphones there are; for ``flite_share`` of the strings, digits spoken by flite's
+  four voices (made from recordings of real people), each as ``flite_personas`` speakers of their
+  own pitch and tempo (needs flite; ``flite_voices=()`` turns this off); and, for ``tts_share`` of
+  the rest, digits spoken by ``tts_voices`` espeak-ng voices (needs espeak-ng; ``tts_voices=0``
+  turns this off). By default 30 % flite, 35 % espeak-ng, 35 % FSDD. Four real voices generalize
+  poorly to a fifth: recipes/digits/README.md has the numbers.
 
 Each split also gets ``SOURCES.jsonl``: for every utterance, the recordings it was made from.
 
@@ -33,6 +36,7 @@ import json
 import random
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 from collections import defaultdict
@@ -85,6 +89,14 @@ class DigitsConfig:
     tts_voices: int = 40  # espeak-ng voices added to training as extra speakers (0: none)
     tts_takes: int = 2  # renderings of each digit per espeak-ng voice, each at its own speed and pitch
     tts_share: float = 0.5  # fraction of the training strings spoken by an espeak-ng voice
+    # Flite voices (Debian: apt-get install flite) added to training as extra speakers: diphone and
+    # clustergen voices built from recordings of real people (kal16, awb, rms, slt), closer to speech
+    # than espeak-ng's formant synthesis. Each voice speaks as ``flite_personas`` speakers, each with
+    # its own pitch and tempo. () : none.
+    flite_voices: tuple[str, ...] = ("kal16", "awb", "rms", "slt")
+    flite_personas: int = 4  # speakers made from each flite voice
+    flite_takes: int = 2  # renderings of each digit per persona, each with a small pitch and tempo jitter
+    flite_share: float = 0.3  # fraction of the training strings spoken by a flite persona (when flite_voices)
     sample_rate: int = 16000  # output rate, Hz
 
 
@@ -155,7 +167,10 @@ def synth_digits(recordings: str | Path, out_dir: str | Path, cfg: DigitsConfig 
     recs = scan_fsdd(recordings)
     splits = split_recordings(recs, cfg)
     root = Path(out_dir) / "LibriSpeech"
-    stamp = json.dumps({"config": asdict(cfg), "recordings": len(recs)}, sort_keys=True)
+    config = asdict(cfg)
+    if not cfg.flite_voices:  # corpora made before flite voices existed keep their marker
+        config = {k: v for k, v in config.items() if not k.startswith("flite_")}
+    stamp = json.dumps({"config": config, "recordings": len(recs)}, sort_keys=True)
     if all((root / s / COMPLETE_MARKER).is_file() and (root / s / COMPLETE_MARKER).read_text() == stamp
            for s in SPLITS):
         print(f"{root}: digit strings already made, skipping", file=sys.stderr)
@@ -165,6 +180,8 @@ def synth_digits(recordings: str | Path, out_dir: str | Path, cfg: DigitsConfig 
     try:
         if cfg.tts_voices:
             splits["digits-train"] += tts_recordings(cfg, random.Random(f"{cfg.seed}:tts"))
+        if cfg.flite_voices:
+            splits["digits-train"] += flite_recordings(cfg, random.Random(f"{cfg.seed}:flite"))
         speakers = sorted({r.speaker for rs in splits.values() for r in rs})
         return _synth(splits, speakers, root, cfg, progress, stamp)
     finally:
@@ -201,8 +218,9 @@ def _write_split(recs: list[Recording], target: Path, count: int, cfg: DigitsCon
     by_speaker: dict[str, list[list[Recording]]] = defaultdict(lambda: [[] for _ in range(10)])
     for r in recs:
         by_speaker[r.speaker][r.digit].append(r)
-    speakers = sorted(s for s in by_speaker if not s.startswith("tts-"))
+    speakers = sorted(s for s in by_speaker if not s.startswith(("tts-", "flite-")))
     tts_speakers = sorted(s for s in by_speaker if s.startswith("tts-"))
+    flite_speakers = sorted(s for s in by_speaker if s.startswith("flite-"))
     speeds = cfg.train_speeds if augment else (1.0,)
     cache: dict[tuple[Path, float], np.ndarray] = {}
 
@@ -228,7 +246,9 @@ def _write_split(recs: list[Recording], target: Path, count: int, cfg: DigitsCon
         sources: list[str] = []
         for _ in tqdm(range(count), desc=target.name, unit="utt", disable=not progress, file=sys.stderr,
                       mininterval=1):
-            if tts_speakers and rng.random() < cfg.tts_share:
+            if flite_speakers and rng.random() < cfg.flite_share:
+                spk = flite_speakers[rng.randrange(len(flite_speakers))]
+            elif tts_speakers and rng.random() < cfg.tts_share:
                 spk = tts_speakers[rng.randrange(len(tts_speakers))]
             else:
                 spk = speakers[rng.randrange(len(speakers))]
@@ -319,6 +339,47 @@ def tts_recordings(cfg: DigitsConfig, rng: random.Random) -> list[Recording]:
         data = samples[:, None]  # (samples,) -> (samples, 1 channel)
         # To the output rate now: speed perturbation then resamples 16 kHz * speed -> 16 kHz, cheap
         # ratios (9:10, 11:10), where 22.05 kHz * speed -> 16 kHz would need kernels of thousands of phases.
+        data = to_mono_resampled(_trim(data, rate), rate, cfg.sample_rate, name=voice).numpy()[:, None]
+        return Recording(d, speaker, k, Path(f"{d}_{speaker}_{k}.wav"), audio=(data, cfg.sample_rate))
+
+    with ThreadPoolExecutor(2) as pool:
+        return list(pool.map(render, jobs))
+
+
+# Flite's English voices (`flite -lv`) and the median pitch each speaks at by default, Hz (measured
+# with librosa.pyin). kal16 is kal at 16 kHz; awb_time is awb. rms ignores int_f0_target_mean: its
+# personas differ in tempo only.
+FLITE_VOICES = {"kal16": 95.0, "awb": 104.0, "rms": 81.0, "slt": 205.0}
+
+
+def flite_recordings(cfg: DigitsConfig, rng: random.Random) -> list[Recording]:
+    """Isolated digits from flite voices, ``cfg.flite_personas`` speakers per voice, trimmed like FSDD's."""
+    flite = shutil.which("flite")
+    if flite is None:
+        raise UserError("flite_voices needs flite (Debian: apt-get install flite); or set flite_voices=()")
+    unknown = sorted(set(cfg.flite_voices) - set(FLITE_VOICES))
+    if unknown:
+        raise UserError(f"flite_voices: unknown voice(s) {', '.join(unknown)}; choose from {', '.join(FLITE_VOICES)}")
+    jobs = []
+    for voice in cfg.flite_voices:
+        for p in range(cfg.flite_personas):
+            f0 = FLITE_VOICES[voice] * rng.uniform(0.75, 1.35)  # the persona's pitch
+            stretch = rng.uniform(0.85, 1.2)  # and tempo (duration multiplier)
+            for d in range(10):
+                for k in range(cfg.flite_takes):
+                    jobs.append((voice, f"flite-{voice}-{p}", d, k, f0 * rng.uniform(0.95, 1.05),
+                                 stretch * rng.uniform(0.95, 1.05)))
+
+    def render(job) -> Recording:
+        voice, speaker, d, k, f0, stretch = job
+        with tempfile.TemporaryDirectory(prefix="flite-") as tmp:
+            out = Path(tmp) / "digit.wav"
+            cmd = [flite, "-voice", voice, "-t", WORDS[d].lower(), "--setf", f"int_f0_target_mean={f0:.1f}",
+                   "--setf", f"duration_stretch={stretch:.3f}", "-o", str(out)]
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            if done.returncode != 0 or not out.is_file():
+                raise UserError(f"flite failed for voice {voice}: {done.stderr.strip()[:200]}")
+            data, rate = sf.read(str(out), dtype="float32", always_2d=True)
         data = to_mono_resampled(_trim(data, rate), rate, cfg.sample_rate, name=voice).numpy()[:, None]
         return Recording(d, speaker, k, Path(f"{d}_{speaker}_{k}.wav"), audio=(data, cfg.sample_rate))
 

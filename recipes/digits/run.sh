@@ -61,7 +61,11 @@ corpus = f"{data}/corpus/LibriSpeech"
 def speakers(split):
     names = sorted({json.loads(l)["speaker"] for l in open(f"{corpus}/{split}/SOURCES.jsonl")})
     tts = [n for n in names if n.startswith("tts-")]
-    return ", ".join([n for n in names if n not in tts] + ([f"{len(tts)} espeak-ng voices"] if tts else []))
+    flite = [n for n in names if n.startswith("flite-")]
+    voices = sorted({n.split("-")[1] for n in flite})
+    return ", ".join([n for n in names if n not in tts + flite]
+                     + ([f"{len(flite)} flite personas ({', '.join(voices)})"] if flite else [])
+                     + ([f"{len(tts)} espeak-ng voices"] if tts else []))
 def hours(split):
     return sum(json.loads(l)["duration"] for l in open(f"{data}/{split}.jsonl")) / 3600
 test = [json.loads(l) for l in open(f"{data}/digits-test.jsonl")]
