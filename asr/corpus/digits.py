@@ -322,7 +322,8 @@ def tts_recordings(cfg: DigitsConfig, rng: random.Random) -> list[Recording]:
     speech, but its many vocal-tract settings widen what the model has heard.
     """
     if shutil.which("espeak-ng") is None:
-        raise UserError("tts_voices > 0 needs espeak-ng (Debian: apt-get install espeak-ng); or set tts_voices=0")
+        raise UserError("tts_voices > 0 needs espeak-ng (Debian: apt-get install espeak-ng); or turn the espeak-ng "
+                        "voices off (asr synth-digits --tts-voices 0)")
     if cfg.tts_voices > len(TTS_VARIANTS):
         raise UserError(f"tts_voices={cfg.tts_voices}: at most {len(TTS_VARIANTS)}")
     jobs = []
@@ -356,7 +357,8 @@ def flite_recordings(cfg: DigitsConfig, rng: random.Random) -> list[Recording]:
     """Isolated digits from flite voices, ``cfg.flite_personas`` speakers per voice, trimmed like FSDD's."""
     flite = shutil.which("flite")
     if flite is None:
-        raise UserError("flite_voices needs flite (Debian: apt-get install flite); or set flite_voices=()")
+        raise UserError("flite_voices needs flite (Debian: apt-get install flite); or turn the flite voices off "
+                        "(asr synth-digits --flite-voices '')")
     unknown = sorted(set(cfg.flite_voices) - set(FLITE_VOICES))
     if unknown:
         raise UserError(f"flite_voices: unknown voice(s) {', '.join(unknown)}; choose from {', '.join(FLITE_VOICES)}")
