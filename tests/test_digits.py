@@ -204,7 +204,7 @@ def test_flite_personas_only_in_training(fsdd, tmp_path):
     recs = flite_recordings(replace(cfg, flite_voices=("slt",), flite_personas=2), random.Random("0:flite"))
     assert len(recs) == 2 * 10 and all(r.audio[0].shape[0] > 0.2 * cfg.sample_rate for r in recs)
     f0 = {}
-    for r in recs:
+    for r in recs[::3]:  # 7 of the 20 clips, both personas (pyin is slow)
         pitch, _, _ = librosa.pyin(r.audio[0][:, 0], fmin=60, fmax=400, sr=cfg.sample_rate)
         f0.setdefault(r.speaker, []).append(np.nanmedian(pitch))
     a, b = (np.median(v) for v in f0.values())
