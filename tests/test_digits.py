@@ -225,6 +225,12 @@ def test_flite_errors_are_one_line(fsdd, tmp_path, monkeypatch):
         digits.flite_recordings(replace(SMALL, flite_voices=("slt",)), random.Random(0))
 
 
+def test_share_outside_0_1_is_a_user_error(fsdd, tmp_path):
+    with pytest.raises(UserError, match="flite_share is a fraction.*from 0 to 1, not 1.5"):
+        synth_digits(fsdd, tmp_path, replace(SMALL, flite_share=1.5), progress=False)
+    assert main(["synth-digits", "--fsdd", str(fsdd), "--out", str(tmp_path), "--flite-share", "-0.1"]) != 0
+
+
 def test_stamp_without_flite_is_unchanged(fsdd, tmp_path):
     """A corpus made before flite voices existed (no flite_* keys in its marker) is still recognized."""
     from asr.corpus.digits import COMPLETE_MARKER

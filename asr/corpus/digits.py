@@ -164,6 +164,10 @@ def synth_digits(recordings: str | Path, out_dir: str | Path, cfg: DigitsConfig 
     """
     if not 1 <= cfg.min_digits <= cfg.max_digits:
         raise UserError(f"need 1 <= min_digits <= max_digits, got {cfg.min_digits} and {cfg.max_digits}")
+    for name in ("tts_share", "flite_share"):
+        if not 0.0 <= getattr(cfg, name) <= 1.0:
+            raise UserError(f"{name} is a fraction of the training strings: give a value from 0 to 1, "
+                            f"not {getattr(cfg, name)}")
     recs = scan_fsdd(recordings)
     splits = split_recordings(recs, cfg)
     root = Path(out_dir) / "LibriSpeech"
