@@ -341,19 +341,27 @@ def tts_recordings(cfg: DigitsConfig, rng: random.Random) -> list[Recording]:
     def render(job) -> Recording:
         voice, speaker, d, k, wpm, pitch = job
         samples, rate = espeak_samples(voice, WORDS[d].lower(), wpm, pitch)
-        data = samples[:, None]  # (samples,) -> (samples, 1 channel)
-        # To the output rate now: speed perturbation then resamples 16 kHz * speed -> 16 kHz, cheap
-        # ratios (9:10, 11:10), where 22.05 kHz * speed -> 16 kHz would need kernels of thousands of phases.
-        data = to_mono_resampled(_trim(data, rate), rate, cfg.sample_rate, name=voice).numpy()[:, None]
-        return Recording(d, speaker, k, Path(f"{d}_{speaker}_{k}.wav"), audio=(data, cfg.sample_rate))
+        # (samples,) -> (samples, 1 channel)
+        return _synthetic_recording(samples[:, None], rate, d, speaker, k, cfg.sample_rate, name=voice)
 
     with ThreadPoolExecutor(2) as pool:
         return list(pool.map(render, jobs))
 
 
+def _synthetic_recording(data: np.ndarray, rate: int, digit: int, speaker: str, take: int, sample_rate: int,
+                         name: str) -> Recording:
+    """A synthesized digit, (samples, channels) at ``rate``, trimmed like FSDD's and resampled to the output rate.
+
+    To the output rate now: speed perturbation then resamples 16 kHz * speed -> 16 kHz, cheap ratios
+    (9:10, 11:10), where 22.05 kHz * speed -> 16 kHz would need kernels of thousands of phases.
+    """
+    data = to_mono_resampled(_trim(data, rate), rate, sample_rate, name=name).numpy()[:, None]
+    return Recording(digit, speaker, take, Path(f"{digit}_{speaker}_{take}.wav"), audio=(data, sample_rate))
+
+
 # Flite's English voices (`flite -lv`) and the median pitch each speaks at by default, Hz (measured
-# with librosa.pyin). kal16 is kal at 16 kHz; awb_time is awb. rms ignores int_f0_target_mean: its
-# personas differ in tempo only.
+# with librosa.pyin). kal16 is kal at 16 kHz; awb_time is a talking clock (times of day only). rms
+# ignores int_f0_target_mean: its personas differ in tempo only.
 FLITE_VOICES = {"kal16": 95.0, "awb": 104.0, "rms": 81.0, "slt": 205.0}
 
 
@@ -386,8 +394,7 @@ def flite_recordings(cfg: DigitsConfig, rng: random.Random) -> list[Recording]:
             if done.returncode != 0 or not out.is_file():
                 raise UserError(f"flite failed for voice {voice}: {done.stderr.strip()[:200]}")
             data, rate = sf.read(str(out), dtype="float32", always_2d=True)
-        data = to_mono_resampled(_trim(data, rate), rate, cfg.sample_rate, name=voice).numpy()[:, None]
-        return Recording(d, speaker, k, Path(f"{d}_{speaker}_{k}.wav"), audio=(data, cfg.sample_rate))
+        return _synthetic_recording(data, rate, d, speaker, k, cfg.sample_rate, name=voice)
 
     with ThreadPoolExecutor(2) as pool:
         return list(pool.map(render, jobs))
