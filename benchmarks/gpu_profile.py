@@ -44,6 +44,11 @@ def cuda_kernels(avgs) -> list:
     return [e for e in avgs if str(getattr(e, "device_type", "")).endswith("CUDA") and device_us(e) > 0]
 
 
+def synchronizer(device: torch.device):
+    """What waits for the device's queued work before a clock is read: torch.cuda.synchronize, or nothing on CPU."""
+    return torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+
 def on_device(cfg, pool, cap: int, device: torch.device, n: int, pick=lambda ids: ids):
     """A model of ``cfg`` with its optimizer on ``device``, and the epoch's first ``n`` batches of ``pool`` at
     ``cap`` frames (utterances chosen by ``pick``), collated there: the measurements time no data loading."""
@@ -65,7 +70,7 @@ def one(model_name: str, impl: str, cap: int, device: torch.device, steps: int, 
     cfg.model.rnn_impl = impl
     model, opt, batches = on_device(cfg, pool, cap, device, steps + 1)
     amp = torch.bfloat16 if device.type == "cuda" else None
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync = synchronizer(device)
     _step(model, opt, batches[0], device, amp, 1e-4, 5.0)  # warm-up: cuDNN plans, allocator
     sync()
     t = time.perf_counter()
@@ -115,7 +120,7 @@ def graphed(model_name: str, cap: int, device: torch.device, reps: int, pool) ->
             log_probs, _ = model(feats, lengths)
         (log_probs * seed).sum().backward()
 
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    sync = synchronizer(device)
 
     def per_pass(fn) -> float:
         fn()

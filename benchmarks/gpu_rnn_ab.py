@@ -63,7 +63,7 @@ def launches(model, opt, batch, device, amp, scaler) -> int | None:
 def ab(model_name: str, precision: str, cap: int, x8: bool, device: torch.device, pool, rounds: int,
        steps: int) -> dict:
     from bench_train import train_config
-    from gpu_profile import on_device
+    from gpu_profile import on_device, synchronizer
 
     from asr.train import _step
 
@@ -71,7 +71,7 @@ def ab(model_name: str, precision: str, cap: int, x8: bool, device: torch.device
                                     cut_to_8 if x8 else (lambda ids: ids))
     amp = AMP[precision]
     scaler = torch.amp.GradScaler(device.type, enabled=amp is torch.float16)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync = synchronizer(device)
     times: dict[str, list[float]] = {"packed": [], "flip": []}
     for impl in times:  # warm-up of each: cuDNN plans, allocator
         model.cfg.rnn_impl = impl

@@ -216,9 +216,8 @@ def test_flite_errors_are_one_line(fsdd, tmp_path, monkeypatch):
 
     from asr.corpus import digits
 
+    monkeypatch.setattr(digits.shutil, "which", lambda name: "/usr/bin/flite")  # the voice is checked before use
     with pytest.raises(UserError, match="unknown voice.*bogus.*choose from"):
-        if digits.shutil.which("flite") is None:
-            monkeypatch.setattr(digits.shutil, "which", lambda name: "/usr/bin/flite")
         digits.flite_recordings(replace(SMALL, flite_voices=("bogus",)), random.Random(0))
     monkeypatch.setattr(digits.shutil, "which", lambda name: None)
     with pytest.raises(UserError, match="needs flite.*apt-get install flite"):
