@@ -41,8 +41,10 @@ class ModelConfig:
     hidden: int = 256  # LSTM units per direction
     layers: int = 3  # bidirectional LSTM layers
     dropout: float = 0.1  # dropout between LSTM layers and before the output layer, probability
-    rnn_impl: str = "auto"  # packed (cuDNN) | flip (padded, 2x faster on CPU) | full (no padding only) | auto: packed
-    #                         on GPU, flip on CPU, full for an unpadded batch (one file or window)
+    rnn_impl: str = "auto"  # packed (cuDNN) | flip (padded, 2x faster on CPU) | full (no padding only) | auto: flip
+    #                         on CPU, and on a GPU where cuDNN's persistent kernel runs it (a multiple of 8
+    #                         utterances, <= 128, under autocast), packed elsewhere on a GPU; full for an unpadded
+    #                         batch (one file or window)
     utterance_cmn: bool = False  # subtract each utterance's per-bin mean (valid frames) after global normalization
     forget_bias: float = 0.0  # initial LSTM forget-gate bias (bias_ih + bias_hh); 1.0 is the classic choice
 
@@ -66,6 +68,10 @@ class DataConfig:
     train_manifest: str = "data/demo/train-synth.jsonl"  # JSONL manifest path
     dev_manifest: str = "data/demo/dev-synth.jsonl"  # JSONL manifest used for keep-best
     max_frames: int = 24000  # padded feature frames per batch (10 ms each): 240 s of audio
+    batch_multiple: int = 1  # utterances per batch (per DDP rank) rounded down to a multiple of this; 8 on a GPU
+    #                          lets cuDNN run its persistent LSTM kernel (with max_utts 128: see conf/data/
+    #                          librispeech_100.yaml)
+    max_utts: int = 0  # utterances per batch (per DDP rank) at most; 0: no cap
     max_duration: float = 30.0  # longer utterances are reported and skipped, seconds
     min_duration: float = 0.1  # shorter utterances are reported and skipped, seconds
     num_workers: int = 0  # DataLoader worker processes (0: load in the training process)
@@ -226,7 +232,7 @@ _RANGES: dict[str, str] = {
     "optim.lr": "> 0", "optim.weight_decay": ">= 0", "optim.warmup_steps": ">= 0", "optim.final_lr_ratio": "in [0, 1]",
     "optim.clip_norm": "> 0", "optim.accum_grad": ">= 1", "optim.epochs": ">= 1", "optim.max_bad_steps": ">= 1",
     "optim.patience": ">= 0",
-    "data.max_frames": "> 0", "data.min_duration": ">= 0", "data.max_duration": "> 0", "data.num_workers": ">= 0",
+    "data.max_frames": "> 0", "data.batch_multiple": ">= 1", "data.max_utts": ">= 0", "data.min_duration": ">= 0", "data.max_duration": "> 0", "data.num_workers": ">= 0",
     "data.noise_prob": "in [0, 1]", "data.rir_prob": "in [0, 1]",
     "threads": ">= 0", "save_every": ">= 0", "keep_epochs": ">= 0",
 }
@@ -267,6 +273,9 @@ def check_ranges(cfg: TrainConfig) -> None:
                    "features once: set data.cache_features=false")
     if len(cfg.data.noise_snr) != 2 or cfg.data.noise_snr[0] > cfg.data.noise_snr[1]:
         bad.append(f"data.noise_snr={list(cfg.data.noise_snr)}: expected [lowest, highest] in dB, e.g. [5, 20]")
+    if cfg.data.max_utts and cfg.data.batch_multiple >= 1 and cfg.data.max_utts % cfg.data.batch_multiple:
+        bad.append(f"data.max_utts={cfg.data.max_utts} is not a multiple of data.batch_multiple="
+                   f"{cfg.data.batch_multiple}: make it one (e.g. {cfg.data.batch_multiple * 16}) or 0 (no cap)")
     if cfg.data.min_duration >= cfg.data.max_duration:
         bad.append(f"data.min_duration={cfg.data.min_duration} is not below data.max_duration={cfg.data.max_duration}")
     if bad:

@@ -176,27 +176,38 @@ class BucketBatchSampler(Sampler[list[int]]):
     With ``speeds`` (speed perturbation) each utterance of an epoch comes as (index, factor),
     the factor drawn from the seed and the epoch: the same on every rank and after a resume.
     With ``noise`` it comes as (index, factor, noise seed), the seed drawn the same way.
+    ``multiple`` and ``max_utts`` shape each rank's share: a multiple of ``multiple`` utterances (but for a
+    batch of fewer, and the epoch's last), at most ``max_utts``. On a GPU, 8 and 128 let cuDNN run each LSTM
+    layer and direction as one persistent kernel (asr/model.py, ``rnn_impl=auto``).
     """
 
     def __init__(self, num_frames: list[int], max_frames: int, seed: int = 0, shuffle: bool = True,
                  rank: int = 0, world_size: int = 1, sortagrad: bool = False, speeds: list[float] | None = None,
-                 noise: bool = False):
+                 noise: bool = False, multiple: int = 1, max_utts: int = 0):
         self.seed, self.shuffle, self.rank, self.world_size = seed, shuffle, rank, world_size
         self.sortagrad = sortagrad
         self.speeds = list(speeds or [])
         self.noise = noise
         self.epoch = 0
+        # per rank: each rank's share a multiple of ``multiple`` utterances, at most ``max_utts`` (0: no cap)
+        multiple *= world_size if multiple > 1 else 1
+        cap = max_utts * world_size or len(num_frames) + 1
         order = sorted(range(len(num_frames)), key=lambda i: num_frames[i])
         batches: list[list[int]] = []
         batch: list[int] = []
         for i in order:
             longest = num_frames[i]  # sorted ascending: the newest utterance is the longest
-            if batch and longest * (len(batch) + 1) > max_frames:
-                batches.append(batch)
-                batch = []
+            while batch and (longest * (len(batch) + 1) > max_frames or len(batch) >= cap):
+                # full: close it with a multiple of ``multiple`` utterances (all, when fewer); the longest few
+                # left over open the next batch
+                keep = len(batch) - len(batch) % multiple or len(batch)
+                batches.append(batch[:keep])
+                batch = batch[keep:]
             batch.append(i)
-        if batch:
-            batches.append(batch)
+        while batch:  # the last: a multiple, then the rest
+            keep = len(batch) - len(batch) % multiple or len(batch)
+            batches.append(batch[:keep])
+            batch = batch[keep:]
         self.batches = [b for b in batches if len(b) >= world_size]  # every rank needs an utterance
         if len(self.batches) < len(batches):
             print(f"warning: {len(batches) - len(self.batches)} batch(es) smaller than the {world_size} ranks "

@@ -79,7 +79,7 @@ class BiLSTMCTC(nn.Module):
         out_lengths = conv_out_lengths(lengths)
         impl = self.cfg.rnn_impl
         if impl == "auto":
-            impl = "packed" if x.is_cuda else "flip"
+            impl = "flip" if not x.is_cuda or self._cudnn_persistent(x) else "packed"
             if not torch.jit.is_tracing() and bool((out_lengths == x.shape[1]).all()):
                 impl = "full"  # no padding (one file, one window): the plain bidirectional kernel, 5-10 % faster
         if impl == "full":
@@ -88,6 +88,20 @@ class BiLSTMCTC(nn.Module):
             y = self._flip_lstm(x, out_lengths) if impl == "flip" else self._packed_lstm(x, out_lengths)
         logits = self.out(self.dropout(y))  # (B, T', 2H) -> (B, T', V)
         return logits.float().log_softmax(-1), out_lengths
+
+    def _cudnn_persistent(self, x: torch.Tensor) -> bool:
+        """Whether cuDNN runs flip's layers (one direction each, unpacked) as its persistent LSTM kernel: the whole
+        sequence in one launch instead of a few per time step. PyTorch asks for it (``get_algo`` in
+        aten/src/ATen/native/cudnn/RNN.cpp) for fp16 input (any autocast on a GPU: cuDNN's LSTM then runs in fp16),
+        128-multiple sizes up to 1024, a multiple of 8 utterances up to 128 (``data.batch_multiple``,
+        ``data.max_utts``), on compute capability 8.0/8.9/9.x+ with at least 98 SMs (A100, H100, H200).
+        Measured on an H100 (benchmarks/README.md): 2.1x packed's rate at 100k-frame batches."""
+        b = x.shape[0]
+        if not (torch.is_autocast_enabled("cuda") and b % 8 == 0 and b <= 128 and self.cfg.hidden % 128 == 0
+                and self.cfg.hidden <= 1024):
+            return False
+        props = torch.cuda.get_device_properties(x.device)
+        return props.major >= 8 and props.minor != 6 and props.multi_processor_count >= 98
 
     def _packed_lstm(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """cuDNN's bidirectional LSTM on packed sequences: the backward direction never reads padding."""

@@ -44,6 +44,13 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
+def needs_loss_scale(amp: torch.dtype | None, device: torch.device) -> bool:
+    """Whether training under autocast to ``amp`` on ``device`` computes fp16 gradients, which underflow
+    without a loss scale: under fp16, and under any autocast on a GPU, where PyTorch runs cuDNN's LSTM in fp16
+    whatever the autocast dtype (``aten/src/ATen/cudnn/AutocastRNN.cpp`` casts its input and weights to half)."""
+    return amp is torch.float16 or (amp is not None and device.type == "cuda")
+
+
 class Autocast(torch.nn.Module):
     """``model`` run under autocast to ``dtype`` for inference; its log-probs come back in float32, as decoders,
     alignment and scoring take them. (``asr train`` autocasts its own step instead.)"""

@@ -34,7 +34,7 @@ from asr.manifest import read_manifest
 from asr.metrics_log import MetricsLog, tensorboard_writer
 from asr.model import conv_out_lengths
 from asr.noise import NoiseMixer, Reverb
-from asr.precision import autocast_dtype
+from asr.precision import autocast_dtype, needs_loss_scale
 from asr.stats import load_stats
 from asr.text import CharTokenizer, build_tokenizer
 
@@ -107,7 +107,7 @@ def train(cfg) -> Path:
         torch.set_num_threads(cfg.threads)
     amp = autocast_dtype(cfg.precision, device)
     # fp16 gradients under- and overflow without a loss scale; disabled (a pass-through) otherwise
-    scaler = torch.amp.GradScaler(device.type, init_scale=FP16_INIT_SCALE, enabled=amp is torch.float16)
+    scaler = torch.amp.GradScaler(device.type, init_scale=FP16_INIT_SCALE, enabled=needs_loss_scale(amp, device))
     torch.manual_seed(cfg.seed)
     tok = build_tokenizer(cfg)  # char, or BPE trained on the training transcripts (the checkpoint's on resume)
     logmel = LogMel(cfg.features)
@@ -127,7 +127,8 @@ def train(cfg) -> Path:
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
     sampler = BucketBatchSampler([train_ds.num_frames(i) for i in range(len(train_ds))], cfg.data.max_frames,
                                  seed=cfg.seed, rank=rank, world_size=world, sortagrad=cfg.data.sortagrad,
-                                 speeds=cfg.data.speed_perturb, noise=bool(cfg.data.noise or cfg.data.rir))
+                                 speeds=cfg.data.speed_perturb, noise=bool(cfg.data.noise or cfg.data.rir),
+                                 multiple=cfg.data.batch_multiple, max_utts=cfg.data.max_utts)
     state = {"epoch": 0, "batch": 0, "step": 0, "best_wer": float("inf"), "bad_steps": 0, "skipped": 0,
              "since_best": 0}  # since_best: epochs in a row without a better dev WER (optim.patience)
     last = run_dir / "last.pt"

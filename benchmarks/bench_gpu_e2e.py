@@ -3,8 +3,10 @@
 ``bench_gpu`` times ``_step`` on synthetic features held in memory. This one runs the training loop as
 ``recipes/librispeech/run.sh`` does, on FLAC files of LibriSpeech-like durations (speech-like noise, 16-bit,
 16 kHz, written in parallel into the scratch folder): ``conf/data/librispeech_100.yaml`` (100k-frame batches,
-loader workers that only decode, log-mels of each batch on the GPU) and ``conf/model/librispeech_100.yaml``
-(bf16, cuDNN's packed LSTM), one epoch, with the config's 8 loader workers and with 2.
+loader workers that only decode, log-mels of each batch on the GPU, a multiple of 8 utterances per batch, at
+most 128) and ``conf/model/librispeech_100.yaml`` (bf16; ``rnn_impl=auto`` takes flip, which cuDNN runs as its
+persistent kernel on such batches), one epoch, with the config's 8 loader workers and with 2; then with 8 and
+the settings before (any number of utterances, cuDNN's packed LSTM).
 
 Figures: the epoch's audio over its wall time (worker start-up and the first batch's wait included), and
 the median per-step rate of ``train.csv`` after the first 3 steps. Reference, measured in the same run:
@@ -26,6 +28,8 @@ import torch
 from common import TRAIN_CLEAN_100_S, Context, log, model_flops_per_frame, rnd, run_on_cuda, target, write_noise_flac
 
 WORKERS = (8, 2)  # conf/data/librispeech_100.yaml's num_workers, and fewer
+# the recipe's settings before batches came in multiples of 8 utterances (cuDNN's persistent kernel): one more run
+BEFORE, BEFORE_OVERRIDES = "before", ["data.batch_multiple=1", "data.max_utts=0", "model.rnn_impl=packed"]
 
 
 def run(ctx: Context) -> dict:
@@ -91,7 +95,8 @@ def measure(device: torch.device, small: bool, work: Path, save=lambda part: Non
 
     # reference: the same configuration on synthetic features in memory
     cfg = train_config(model)
-    cfg.model.rnn_impl = "packed" if cuda else "flip"
+    recipe = compose(["data=librispeech_100"]).data
+    cfg.data.batch_multiple, cfg.data.max_utts = recipe.batch_multiple, recipe.max_utts  # flip, persistent kernel
     per_frame = model_flops_per_frame(cfg.model.hidden, cfg.model.layers, cfg.model.conv_channels)["total"]
     amp = torch.bfloat16 if cuda else None
     pool = make_pool("librispeech", 16 if tiny else 1200, seed=0, scale=0.25 if tiny else 1.0)
@@ -102,17 +107,20 @@ def measure(device: torch.device, small: bool, work: Path, save=lambda part: Non
         f"{ref['audio_per_s']:,.0f} audio s/s")
     save(dict(out))
     runs = []
-    for workers in (2,) if tiny else WORKERS:
+    for workers, before in [(2, False)] if tiny else [(w, False) for w in WORKERS] + [(WORKERS[0], True)]:
         overrides = [f"model={model}", "data=librispeech_100", f"data.train_manifest={train_m}",
                      f"data.dev_manifest={dev_m}", f"data.stats={stats}", f"data.num_workers={workers}",
-                     f"data.max_frames={cap}", "optim.epochs=1", "resume=false", f"run_dir={work / f'run-{workers}'}",
+                     f"data.max_frames={cap}", "optim.epochs=1", "resume=false",
+                     f"run_dir={work / ('run-%d%s' % (workers, '-' + BEFORE if before else ''))}",
                      f"device={device.type}"]
-        row = {"num_workers": workers, **train_epoch(overrides)}
+        row = {"num_workers": workers, **({"settings": BEFORE} if before else {}),
+               **train_epoch(overrides + BEFORE_OVERRIDES * before)}
         row["epoch_audio_per_s"] = rnd(audio_s / row["epoch_s"])
         row["epoch_vs_synthetic"] = rnd(row["epoch_audio_per_s"] / ref["audio_per_s"])
         row["median_step_vs_synthetic"] = rnd(row["median_step_audio_per_s"] / ref["audio_per_s_median_step"])
         runs.append(row)
-        log(f"  asr train, {workers} loader workers: epoch of {audio_s / 3600:.2f} h in {row['epoch_s']:.1f} s = "
+        label = f"{workers} loader workers" + (f", settings {BEFORE}" if before else "")
+        log(f"  asr train, {label}: epoch of {audio_s / 3600:.2f} h in {row['epoch_s']:.1f} s = "
             f"{row['epoch_audio_per_s']:,.0f} audio s/s ({row['epoch_vs_synthetic']:.2f}x synthetic features), "
             f"median step {row['median_step_audio_per_s']:,.0f} ({row['median_step_vs_synthetic']:.2f}x)")
         save({**out, "runs": runs})

@@ -101,7 +101,8 @@ def ours_setup(cfg, pool: Pool, max_frames: int):
     gen = torch.Generator().manual_seed(1)
     ds.cache = [torch.randn(pool.feature_frames(i), cfg.features.n_mels, generator=gen).half() for i in range(len(ds))]
     assert all(ds.num_frames(i) == ds.cache[i].shape[0] for i in range(len(ds)))
-    sampler = BucketBatchSampler([ds.num_frames(i) for i in range(len(ds))], max_frames, seed=0)
+    sampler = BucketBatchSampler([ds.num_frames(i) for i in range(len(ds))], max_frames, seed=0,
+                                 multiple=cfg.data.batch_multiple, max_utts=cfg.data.max_utts)
     return model, opt, ds, sampler
 
 

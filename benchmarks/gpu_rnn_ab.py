@@ -7,7 +7,8 @@ configuration, more than packed and flip differ. Here the two run in alternating
 the machine hits both alike: per configuration, ``ROUNDS`` rounds of ``STEPS`` steps each, the median step time
 of each LSTM over all its steps, and their ratio, with the kernel launches of one step of each (torch.profiler).
 
-The ``x8`` rows test a prediction not measured yet: PyTorch asks cuDNN for its persistent LSTM kernel
+The ``x8`` rows tested a prediction (measured on an H100 on 2026-11-27: it held; benchmarks/README.md, GPU,
+``results/gpu_rnn_ab_h100.json``): PyTorch asks cuDNN for its persistent LSTM kernel
 (``CUDNN_RNN_ALGO_PERSIST_STATIC``: the whole sequence in one kernel, the recurrent weights held on chip) only
 for fp16 input, one unidirectional layer, 128-multiple sizes and 8-multiple batches of at most 128
 (``aten/src/ATen/native/cudnn/RNN.cpp``, ``get_algo``) on sm >= 8.0. flip's passes are such layers; so fp16
@@ -16,7 +17,7 @@ launch far fewer kernels than the ~15,600 per step of the standard algorithm, wh
 of a 100k-frame step (``gpu_profile.py``). bf16 on the same cut batches is the reference. Not part of run.py:
 a one-off, kept with its numbers in the README.
 
-    python benchmarks/gpu_rnn_ab.py --out DIR   # on a CUDA machine; DIR/gpu_rnn_ab.json
+    python benchmarks/gpu_rnn_ab.py --out DIR [--x8-only | --rows 0,5]   # on a CUDA machine; DIR/gpu_rnn_ab.json
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ ROUNDS, STEPS = 3, 8
 CONFIGS = [("librispeech_100", "bf16", 100_000, False), ("librispeech_100", "bf16", 200_000, False),
            ("librispeech_100", "fp32", 100_000, False), ("librispeech_960", "bf16", 200_000, False),
            ("librispeech_960", "fp32", 200_000, False),
-           ("librispeech_100", "bf16", 100_000, True), ("librispeech_100", "fp16", 100_000, True)]
+           ("librispeech_100", "bf16", 100_000, True), ("librispeech_100", "fp16", 100_000, True),
+           ("librispeech_100", "bf16", 200_000, True), ("librispeech_100", "fp16", 200_000, True),
+           ("librispeech_960", "bf16", 200_000, True), ("librispeech_960", "fp16", 200_000, True)]
 AMP = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -45,9 +48,10 @@ def cut_to_8(ids: list[int]) -> list[int]:
     return ids[: max(1, min(128, len(ids) - len(ids) % 8))]
 
 
-def launches(model, opt, batch, device, amp, scaler) -> int | None:
-    """CUDA kernels launched by one training step (None on the CPU)."""
-    from gpu_profile import cuda_kernels
+def launches(model, opt, batch, device, amp, scaler) -> dict | None:
+    """CUDA kernels launched by one training step, and the names of the 3 that took most device time (whether
+    cuDNN ran a persistent kernel shows in them); None on the CPU."""
+    from gpu_profile import cuda_kernels, device_us
     from torch.profiler import ProfilerActivity, profile
 
     from asr.train import _step
@@ -57,7 +61,9 @@ def launches(model, opt, batch, device, amp, scaler) -> int | None:
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
         _step(model, opt, batch, device, amp, 1e-4, 5.0, scaler)
         torch.cuda.synchronize()
-    return sum(e.count for e in cuda_kernels(prof.key_averages()))
+    kernels = cuda_kernels(prof.key_averages())
+    top = sorted(kernels, key=device_us, reverse=True)[:3]
+    return {"launches": sum(e.count for e in kernels), "top": [e.key[:100] for e in top]}
 
 
 def ab(model_name: str, precision: str, cap: int, x8: bool, device: torch.device, pool, rounds: int,
@@ -110,13 +116,18 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--x8-only", action="store_true", help="only the rows on batches cut to a multiple of 8")
+    ap.add_argument("--rows", default="", help="comma-separated indices into CONFIGS (default: all)")
     ap.add_argument("--cpu-dry-run", action="store_true", help="tiny sizes on the CPU: checks this script runs")
     args = ap.parse_args()
     dry = args.cpu_dry_run or not torch.cuda.is_available()
     device = torch.device("cpu" if dry else "cuda")
     pool = make_pool("librispeech", 24 if dry else 2000, seed=1, scale=0.25 if dry else 1.0)
     out = {"device": torch.cuda.get_device_name() if not dry else "cpu", "rows": []}
-    for m, p, cap, x8 in [("tiny", "fp32", 800, False), ("tiny", "fp32", 1600, True)] if dry else CONFIGS:
+    configs = [("tiny", "fp32", 800, False), ("tiny", "fp32", 1600, True)] if dry else CONFIGS
+    if args.rows:
+        configs = [configs[int(i)] for i in args.rows.split(",")]
+    for m, p, cap, x8 in [c for c in configs if c[3] or not args.x8_only]:
         out["rows"].append(ab(m, p, cap, x8, device, pool, 1 if dry else ROUNDS, 1 if dry else STEPS))
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "gpu_rnn_ab.json").write_text(json.dumps(out, indent=1))

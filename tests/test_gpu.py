@@ -57,6 +57,41 @@ def test_packed_cudnn_matches_flip_on_gpu():
 
 
 @cuda
+def test_auto_takes_cudnn_persistent_lstm_on_batches_of_8():
+    """Under autocast on a batch of 8 utterances, rnn_impl=auto takes flip, which cuDNN runs as its persistent
+    kernel on an A100/H100-class GPU: packed's log-probs with a fraction of its kernel launches. 7 utterances:
+    packed."""
+    from torch.profiler import ProfilerActivity, profile
+
+    props = torch.cuda.get_device_properties(0)
+    if not (props.major >= 8 and props.minor != 6 and props.multi_processor_count >= 98):
+        pytest.skip(f"{props.name}: PyTorch does not ask cuDNN for its persistent LSTM on this GPU")
+    cfg = to_dataclass(compose(["model=tiny", "model.hidden=128", "model.layers=2", "specaug=none"]))
+    model = build_model(cfg, CharTokenizer()).cuda().eval()
+    feats = torch.randn(8, 400, cfg.features.n_mels, device="cuda")
+    lengths = torch.tensor([400, 380, 350, 300, 280, 250, 220, 200], device="cuda")
+    picked, out, launches = [], {}, {}
+    flip, packed = model._flip_lstm, model._packed_lstm
+    model._flip_lstm = lambda x, n: picked.append(("flip", x.shape[0])) or flip(x, n)
+    model._packed_lstm = lambda x, n: picked.append(("packed", x.shape[0])) or packed(x, n)
+    for impl in ("auto", "packed"):
+        model.cfg.rnn_impl = impl
+        with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
+            model(feats, lengths)  # warm-up: cuDNN plans
+            with profile(activities=[ProfilerActivity.CUDA]) as prof:
+                lp, n = model(feats, lengths)
+                torch.cuda.synchronize()
+        out[impl] = torch.cat([lp[b, : int(n[b])] for b in range(8)])
+        launches[impl] = sum(e.count for e in prof.key_averages() if str(e.device_type).endswith("CUDA"))
+    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
+        model.cfg.rnn_impl = "auto"
+        model(feats[:7], lengths[:7])
+    assert picked == [("flip", 8)] * 2 + [("packed", 8)] * 2 + [("packed", 7)]
+    assert launches["auto"] * 3 < launches["packed"], launches  # one kernel per layer and direction, not per step
+    assert (out["auto"] - out["packed"]).abs().max() < 0.05  # both in fp16 (cuDNN under autocast)
+
+
+@cuda
 def test_log_mels_on_gpu_match_cpu():
     rng = np.random.default_rng(0)
     lengths = torch.tensor([16000, 7001, 160])
@@ -72,13 +107,16 @@ def test_log_mels_on_gpu_match_cpu():
 
 @cuda
 def test_gpu_training_bf16_features_on_device(digit_manifests, tmp_path):
-    """The recipe's GPU defaults on a tiny model: device=auto (cuda), precision=auto (bf16), packed cuDNN
-    LSTM, log-mels on the device (cache off); the loss goes down."""
+    """The recipe's GPU defaults on a tiny model: device=auto (cuda), precision=auto (bf16, the loss scaled:
+    cuDNN's LSTM runs in fp16), batches of 8 utterances (flip, cuDNN's persistent kernel where it has one), log-mels
+    on the device (cache off); the loss goes down."""
     run = tmp_path / "gpu"
-    train(compose(tiny_overrides(run, *digit_manifests, epochs=2) + ["data.cache_features=false"]))
+    train(compose(tiny_overrides(run, *digit_manifests, epochs=2) + [
+        "data.cache_features=false", "data.batch_multiple=8", "data.max_utts=64", "model.hidden=128"]))
     losses = _losses(run)
     assert all(math.isfinite(x) for x in losses)
     assert np.mean(losses[-3:]) < 0.8 * np.mean(losses[:3])
+    assert load_checkpoint(run / "last.pt")["scaler"]["scale"] >= 1.0
 
 
 @cuda
