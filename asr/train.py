@@ -163,6 +163,7 @@ def train(cfg) -> Path:
                                              "scaler": scaler.state_dict()})
 
     stop = _StopFlag()
+    finished = False  # the epochs ran out or patience stopped them: every rank gets here
     try:
         while state["epoch"] < cfg.optim.epochs:
             if _patience_spent(cfg, state, rank):  # checked before an epoch, so a resumed run stops as well
@@ -217,10 +218,11 @@ def train(cfg) -> Path:
             if rank == 0:
                 print(f"epoch {state['epoch']}: dev WER {100 * wer:.2f}% CER {100 * cer:.2f}% "
                       f"loss {dev_loss:.3f}{' (best)' if improved else ''}", file=sys.stderr)
+        finished = True
     finally:
         stop.restore()
         log.close()
-        dist.cleanup()
+        dist.cleanup(wait=finished)
     return run_dir
 
 
