@@ -66,8 +66,50 @@ def launches(model, opt, batch, device, amp, scaler) -> dict | None:
     return {"launches": sum(e.count for e in kernels), "top": [e.key[:100] for e in top]}
 
 
+def streams_flip(model):
+    """``model._flip_lstm`` with the reverse direction of each layer on a second CUDA stream (the variant of commit
+    b109f1c, measured then without the persistent kernel: no gain). Autograd runs each backward op on its
+    forward op's stream, so the backward passes overlap too. For the ``streams`` impl of this script only."""
+    import warnings
+
+    from torch import nn
+
+    from asr.model import _gather_time
+
+    def flip(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        b, t, _ = x.shape
+        steps = torch.arange(t, device=x.device).expand(b, t)
+        valid = steps < lengths.to(x.device).unsqueeze(1)
+        rev = torch.where(valid, lengths.to(x.device).unsqueeze(1) - 1 - steps, steps)
+        h0 = x.new_zeros(1, b, model.cfg.hidden)
+
+        def direction(inp, layer: int, suffix: str, order):
+            params = [getattr(model.lstm, f"{name}_l{layer}{suffix}")
+                      for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+            inp = inp if order is None else _gather_time(inp, order)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="RNN module weights are not part of single contiguous")
+                y = torch.lstm(inp, (h0, h0), params, True, 1, 0.0, model.training, False, True)[0]
+            return y if order is None else _gather_time(y, order)
+
+        main, side = torch.cuda.current_stream(x.device), torch.cuda.Stream(x.device)
+        for layer in range(model.cfg.layers):
+            if layer:
+                x = nn.functional.dropout(x, model.cfg.dropout, model.training)
+            side.wait_stream(main)
+            with torch.cuda.stream(side):
+                backward = direction(x, layer, "_reverse", rev)
+            forward = direction(x, layer, "", None)
+            main.wait_stream(side)
+            backward.record_stream(main)
+            x = torch.cat([forward, backward], dim=-1)
+        return x * valid.unsqueeze(-1)
+
+    return flip
+
+
 def ab(model_name: str, precision: str, cap: int, x8: bool, device: torch.device, pool, rounds: int,
-       steps: int) -> dict:
+       steps: int, impls: tuple[str, ...] = ("packed", "flip")) -> dict:
     from bench_train import train_config
     from gpu_profile import on_device, synchronizer
 
@@ -75,20 +117,27 @@ def ab(model_name: str, precision: str, cap: int, x8: bool, device: torch.device
 
     model, opt, batches = on_device(train_config(model_name), pool, cap, device, steps + 1,
                                     cut_to_8 if x8 else (lambda ids: ids))
+    plain_flip = model._flip_lstm
+    two_streams = streams_flip(model) if "streams" in impls and device.type == "cuda" else plain_flip
+
+    def use(impl: str) -> None:
+        model.cfg.rnn_impl = "flip" if impl == "streams" else impl
+        model._flip_lstm = two_streams if impl == "streams" else plain_flip
+
     amp = AMP[precision]
     scaler = torch.amp.GradScaler(device.type, enabled=amp is torch.float16)
     sync = synchronizer(device)
-    times: dict[str, list[float]] = {"packed": [], "flip": []}
+    times: dict[str, list[float]] = {impl: [] for impl in impls}
     for impl in times:  # warm-up of each: cuDNN plans, allocator
-        model.cfg.rnn_impl = impl
+        use(impl)
         _step(model, opt, batches[0], device, amp, 1e-4, 5.0, scaler)
     kernels = {}
     for impl in times:
-        model.cfg.rnn_impl = impl
+        use(impl)
         kernels[impl] = launches(model, opt, batches[1], device, amp, scaler)
     for _ in range(rounds):
         for impl, into in times.items():
-            model.cfg.rnn_impl = impl
+            use(impl)
             for b in batches[1:]:
                 sync()
                 t = time.perf_counter()
@@ -98,16 +147,18 @@ def ab(model_name: str, precision: str, cap: int, x8: bool, device: torch.device
     audio_s = statistics.mean(float(b.feature_lengths.sum()) * HOP_S for b in batches[1:])
     med = {impl: statistics.median(v) for impl, v in times.items()}
     row = {"model": model_name, "precision": precision, "max_frames": cap, "cut_to_8": x8, "kernels": kernels,
-           "utts_per_step": rnd(statistics.mean(len(b.ids) for b in batches[1:])),
-           "packed_step_s": rnd(med["packed"]), "flip_step_s": rnd(med["flip"]),
-           "packed_audio_per_s": rnd(audio_s / med["packed"]), "flip_audio_per_s": rnd(audio_s / med["flip"]),
-           "flip_vs_packed": rnd(med["packed"] / med["flip"]),
-           "round_medians": {impl: [rnd(statistics.median(v[r * steps:(r + 1) * steps])) for r in range(rounds)]
-                             for impl, v in times.items()}}
-    log(f"  {model_name} {precision} cap {cap:>7,}{' x8' if x8 else ''}: kernels {kernels}, packed "
-        f"{med['packed']:.3f} s, flip {med['flip']:.3f} s per step (flip {row['flip_vs_packed']:.2f}x); "
-        f"per round packed {row['round_medians']['packed']}, "
-        f"flip {row['round_medians']['flip']}")
+           "utts_per_step": rnd(statistics.mean(len(b.ids) for b in batches[1:]))}
+    for impl in impls:
+        row[f"{impl}_step_s"] = rnd(med[impl])
+        row[f"{impl}_audio_per_s"] = rnd(audio_s / med[impl])
+    for impl in impls[1:]:
+        row[f"{impl}_vs_{impls[0]}"] = rnd(med[impls[0]] / med[impl])
+    row["round_medians"] = {impl: [rnd(statistics.median(v[r * steps:(r + 1) * steps])) for r in range(rounds)]
+                            for impl, v in times.items()}
+    log(f"  {model_name} {precision} cap {cap:>7,}{' x8' if x8 else ''}: launches "
+        f"{ {k: v and v['launches'] for k, v in kernels.items()} }; "
+        + ", ".join(f"{impl} {med[impl]:.3f} s ({audio_s / med[impl]:,.0f} audio s/s)" for impl in impls)
+        + f" per step; per round {row['round_medians']}")
     return row
 
 
@@ -118,6 +169,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--x8-only", action="store_true", help="only the rows on batches cut to a multiple of 8")
     ap.add_argument("--rows", default="", help="comma-separated indices into CONFIGS (default: all)")
+    ap.add_argument("--impls", default="packed,flip",
+                    help="LSTMs to compare, the first the reference: packed, flip, streams (flip on two CUDA streams)")
     ap.add_argument("--cpu-dry-run", action="store_true", help="tiny sizes on the CPU: checks this script runs")
     args = ap.parse_args()
     dry = args.cpu_dry_run or not torch.cuda.is_available()
@@ -128,7 +181,8 @@ def main() -> None:
     if args.rows:
         configs = [configs[int(i)] for i in args.rows.split(",")]
     for m, p, cap, x8 in [c for c in configs if c[3] or not args.x8_only]:
-        out["rows"].append(ab(m, p, cap, x8, device, pool, 1 if dry else ROUNDS, 1 if dry else STEPS))
+        out["rows"].append(ab(m, p, cap, x8, device, pool, 1 if dry else ROUNDS, 1 if dry else STEPS,
+                              tuple(args.impls.split(","))))
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "gpu_rnn_ab.json").write_text(json.dumps(out, indent=1))
 
