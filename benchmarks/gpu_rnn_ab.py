@@ -66,48 +66,6 @@ def launches(model, opt, batch, device, amp, scaler) -> dict | None:
     return {"launches": sum(e.count for e in kernels), "top": [e.key[:100] for e in top]}
 
 
-def streams_flip(model):
-    """``model._flip_lstm`` with the reverse direction of each layer on a second CUDA stream (the variant of commit
-    b109f1c, measured then without the persistent kernel: no gain). Autograd runs each backward op on its
-    forward op's stream, so the backward passes overlap too. For the ``streams`` impl of this script only."""
-    import warnings
-
-    from torch import nn
-
-    from asr.model import _gather_time
-
-    def flip(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        b, t, _ = x.shape
-        steps = torch.arange(t, device=x.device).expand(b, t)
-        valid = steps < lengths.to(x.device).unsqueeze(1)
-        rev = torch.where(valid, lengths.to(x.device).unsqueeze(1) - 1 - steps, steps)
-        h0 = x.new_zeros(1, b, model.cfg.hidden)
-
-        def direction(inp, layer: int, suffix: str, order):
-            params = [getattr(model.lstm, f"{name}_l{layer}{suffix}")
-                      for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
-            inp = inp if order is None else _gather_time(inp, order)
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="RNN module weights are not part of single contiguous")
-                y = torch.lstm(inp, (h0, h0), params, True, 1, 0.0, model.training, False, True)[0]
-            return y if order is None else _gather_time(y, order)
-
-        main, side = torch.cuda.current_stream(x.device), torch.cuda.Stream(x.device)
-        for layer in range(model.cfg.layers):
-            if layer:
-                x = nn.functional.dropout(x, model.cfg.dropout, model.training)
-            side.wait_stream(main)
-            with torch.cuda.stream(side):
-                backward = direction(x, layer, "_reverse", rev)
-            forward = direction(x, layer, "", None)
-            main.wait_stream(side)
-            backward.record_stream(main)
-            x = torch.cat([forward, backward], dim=-1)
-        return x * valid.unsqueeze(-1)
-
-    return flip
-
-
 def ab(model_name: str, precision: str, cap: int, x8: bool, device: torch.device, pool, rounds: int,
        steps: int, impls: tuple[str, ...] = ("packed", "flip")) -> dict:
     from bench_train import train_config
@@ -117,12 +75,8 @@ def ab(model_name: str, precision: str, cap: int, x8: bool, device: torch.device
 
     model, opt, batches = on_device(train_config(model_name), pool, cap, device, steps + 1,
                                     cut_to_8 if x8 else (lambda ids: ids))
-    plain_flip = model._flip_lstm
-    two_streams = streams_flip(model) if "streams" in impls and device.type == "cuda" else plain_flip
-
     def use(impl: str) -> None:
-        model.cfg.rnn_impl = "flip" if impl == "streams" else impl
-        model._flip_lstm = two_streams if impl == "streams" else plain_flip
+        model.cfg.rnn_impl = impl
 
     amp = AMP[precision]
     scaler = torch.amp.GradScaler(device.type, enabled=amp is torch.float16)
@@ -170,7 +124,7 @@ def main() -> None:
     ap.add_argument("--x8-only", action="store_true", help="only the rows on batches cut to a multiple of 8")
     ap.add_argument("--rows", default="", help="comma-separated indices into CONFIGS (default: all)")
     ap.add_argument("--impls", default="packed,flip",
-                    help="LSTMs to compare, the first the reference: packed, flip, streams (flip on two CUDA streams)")
+                    help="LSTMs to compare (model.rnn_impl), the first the reference: packed, flip")
     ap.add_argument("--cpu-dry-run", action="store_true", help="tiny sizes on the CPU: checks this script runs")
     args = ap.parse_args()
     dry = args.cpu_dry_run or not torch.cuda.is_available()
