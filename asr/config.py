@@ -232,7 +232,8 @@ _RANGES: dict[str, str] = {
     "optim.lr": "> 0", "optim.weight_decay": ">= 0", "optim.warmup_steps": ">= 0", "optim.final_lr_ratio": "in [0, 1]",
     "optim.clip_norm": "> 0", "optim.accum_grad": ">= 1", "optim.epochs": ">= 1", "optim.max_bad_steps": ">= 1",
     "optim.patience": ">= 0",
-    "data.max_frames": "> 0", "data.batch_multiple": ">= 1", "data.max_utts": ">= 0", "data.min_duration": ">= 0", "data.max_duration": "> 0", "data.num_workers": ">= 0",
+    "data.max_frames": "> 0", "data.batch_multiple": ">= 1", "data.max_utts": ">= 0", "data.min_duration": ">= 0",
+    "data.max_duration": "> 0", "data.num_workers": ">= 0",
     "data.noise_prob": "in [0, 1]", "data.rir_prob": "in [0, 1]",
     "threads": ">= 0", "save_every": ">= 0", "keep_epochs": ">= 0",
 }
