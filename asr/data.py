@@ -177,8 +177,8 @@ class BucketBatchSampler(Sampler[list[int]]):
     the factor drawn from the seed and the epoch: the same on every rank and after a resume.
     With ``noise`` it comes as (index, factor, noise seed), the seed drawn the same way.
     ``multiple`` and ``max_utts`` shape each rank's share: a multiple of ``multiple`` utterances (but for a
-    batch that fits fewer, and the longest utterances' leftover), at most ``max_utts``. On a GPU, 8 and 128 let cuDNN run each LSTM
-    layer and direction as one persistent kernel (asr/model.py, ``rnn_impl=auto``).
+    batch that fits fewer, and the longest utterances' leftover), at most ``max_utts``. On a GPU, 8 and 128
+    let cuDNN run each LSTM layer and direction as one persistent kernel (asr/model.py, ``rnn_impl=auto``).
     """
 
     def __init__(self, num_frames: list[int], max_frames: int, seed: int = 0, shuffle: bool = True,
