@@ -194,20 +194,22 @@ class BucketBatchSampler(Sampler[list[int]]):
         cap = max_utts * world_size or len(num_frames) + 1
         order = sorted(range(len(num_frames)), key=lambda i: num_frames[i])
         batches: list[list[int]] = []
+
+        def close(batch: list[int]) -> list[int]:
+            """Close a full batch with a multiple of ``multiple`` utterances (all, when fewer); the longest few
+            left over are returned to open the next one."""
+            keep = len(batch) - len(batch) % multiple or len(batch)
+            batches.append(batch[:keep])
+            return batch[keep:]
+
         batch: list[int] = []
         for i in order:
             longest = num_frames[i]  # sorted ascending: the newest utterance is the longest
             while batch and (longest * (len(batch) + 1) > max_frames or len(batch) >= cap):
-                # full: close it with a multiple of ``multiple`` utterances (all, when fewer); the longest few
-                # left over open the next batch
-                keep = len(batch) - len(batch) % multiple or len(batch)
-                batches.append(batch[:keep])
-                batch = batch[keep:]
+                batch = close(batch)
             batch.append(i)
         while batch:  # the last: a multiple, then the rest
-            keep = len(batch) - len(batch) % multiple or len(batch)
-            batches.append(batch[:keep])
-            batch = batch[keep:]
+            batch = close(batch)
         self.batches = [b for b in batches if len(b) >= world_size]  # every rank needs an utterance
         if len(self.batches) < len(batches):
             print(f"warning: {len(batches) - len(self.batches)} batch(es) smaller than the {world_size} ranks "

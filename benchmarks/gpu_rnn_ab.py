@@ -75,23 +75,20 @@ def ab(model_name: str, precision: str, cap: int, x8: bool, device: torch.device
 
     model, opt, batches = on_device(train_config(model_name), pool, cap, device, steps + 1,
                                     cut_to_8 if x8 else (lambda ids: ids))
-    def use(impl: str) -> None:
-        model.cfg.rnn_impl = impl
-
     amp = AMP[precision]
     scaler = torch.amp.GradScaler(device.type, enabled=amp is torch.float16)
     sync = synchronizer(device)
     times: dict[str, list[float]] = {impl: [] for impl in impls}
     for impl in times:  # warm-up of each: cuDNN plans, allocator
-        use(impl)
+        model.cfg.rnn_impl = impl
         _step(model, opt, batches[0], device, amp, 1e-4, 5.0, scaler)
     kernels = {}
     for impl in times:
-        use(impl)
+        model.cfg.rnn_impl = impl
         kernels[impl] = launches(model, opt, batches[1], device, amp, scaler)
     for _ in range(rounds):
         for impl, into in times.items():
-            use(impl)
+            model.cfg.rnn_impl = impl
             for b in batches[1:]:
                 sync()
                 t = time.perf_counter()
