@@ -344,6 +344,7 @@ def _step(model, opt, batches: Batch | list[Batch], device, amp, lr: float, clip
     opt.zero_grad(set_to_none=True)
     why = "non-finite loss"
     results = []  # (summed loss, utterances) per batch; a None loss: not finite
+    out_of_memory = False
     try:
         for k, batch in enumerate(batches):
             # DDP: gradients of all but the last batch add up locally; the last backward all-reduces the sum
@@ -353,6 +354,10 @@ def _step(model, opt, batches: Batch | list[Batch], device, amp, lr: float, clip
         if dist.world_size() > 1:  # the other ranks wait in a collective: no split can be agreed on
             raise UserError(f"out of memory on a batch of {_describe(batch)} on rank {dist.rank()}; "
                             f"lower data.max_frames") from None
+        # the pieces are tried after this clause: within it, the traceback keeps the failed attempt's frames,
+        # and with them its activations, in memory
+        out_of_memory = True
+    if out_of_memory:
         opt.zero_grad(set_to_none=True)  # a backward may have stopped half-way: the step's batches again
         _free_memory(device)
         print(f"warning: out of memory on a batch of {_describe(batch)}; splitting it in two", file=sys.stderr)

@@ -109,6 +109,32 @@ def test_out_of_memory_on_one_utterance_skips_the_batch(monkeypatch, capsys):
     assert "single utterance u0 (120 frames)" in capsys.readouterr().err
 
 
+def test_out_of_memory_retry_starts_after_the_failed_attempt_is_freed(monkeypatch):
+    """The pieces are tried once the whole batch's failed forward is gone: inside the ``except`` clause its frames
+    (and on a GPU every activation they hold) stay alive through the traceback, and may leave no room for even
+    one utterance."""
+    import weakref
+
+    from asr.model import BiLSTMCTC
+
+    model, batch, _ = _oom_setup(monkeypatch, max_cells=0)
+    real = BiLSTMCTC.forward
+    failed, alive_at_retry = [], []
+
+    def forward(self, feats, lens):
+        if feats.shape[0] * feats.shape[1] > 250:
+            held = torch.zeros(feats.shape[0], 1000)  # stands for the activations of the failed attempt
+            failed.append(weakref.ref(held))
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        alive_at_retry.append(sum(r() is not None for r in failed))
+        return real(self, feats, lens)
+
+    monkeypatch.setattr(BiLSTMCTC, "forward", forward)
+    (loss, _, _), _ = _grads_after_step(model, batch)
+    assert loss is not None and failed and alive_at_retry
+    assert alive_at_retry[0] == 0
+
+
 def test_out_of_memory_under_ddp_is_a_clear_error(monkeypatch):
     model, batch, patch = _oom_setup(monkeypatch, max_cells=0)
     patch()

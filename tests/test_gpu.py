@@ -140,9 +140,10 @@ def test_real_gpu_out_of_memory_trains_the_batch_in_pieces(capsys):
     from asr.train import _step
     from asr.data import Batch
 
-    # packed: on 64 utterances auto would take flip (cuDNN's persistent kernel), whose memory use differs (each
-    # call copies one direction's weights; its own workspace); with it, not even one utterance fit under the 55 %
-    # limit below in 1 of 2 runs on an H100 (the cause not pinned down); packed passed in every run before
+    # packed: on 64 utterances auto would take flip (cuDNN's persistent kernel); with it, not even one utterance
+    # fit under the 55 % limit below in 1 of 2 runs on an H100, while packed passed in every run. A likely cause,
+    # fixed since without a GPU to check it on: _step tried the pieces inside its except clause, where the
+    # traceback kept the failed attempt's activations alive (tests/test_faults.py). Next GPU: try auto here.
     cfg = to_dataclass(compose(["model=librispeech_100", "model.dropout=0", "specaug=none", "model.rnn_impl=packed"]))
     torch.manual_seed(0)
     model = build_model(cfg, CharTokenizer()).cuda().train()
