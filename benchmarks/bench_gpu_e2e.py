@@ -83,7 +83,8 @@ def measure(device: torch.device, small: bool, work: Path, save=lambda part: Non
     cuda = device.type == "cuda"
     tiny = small or not cuda
     model = "tiny" if tiny else "librispeech_100"
-    cap = 2000 if tiny else compose(["data=librispeech_100"]).data.max_frames  # the recipe's: 100k frames
+    recipe = compose(["data=librispeech_100"]).data
+    cap = 2000 if tiny else recipe.max_frames  # the recipe's: 100k frames
     n = 24 if tiny else 6000  # ~20 h of audio on the GPU
     work.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
@@ -95,7 +96,6 @@ def measure(device: torch.device, small: bool, work: Path, save=lambda part: Non
 
     # reference: the same configuration on synthetic features in memory
     cfg = train_config(model)
-    recipe = compose(["data=librispeech_100"]).data
     cfg.data.batch_multiple, cfg.data.max_utts = recipe.batch_multiple, recipe.max_utts  # flip, persistent kernel
     per_frame = model_flops_per_frame(cfg.model.hidden, cfg.model.layers, cfg.model.conv_channels)["total"]
     amp = torch.bfloat16 if cuda else None
@@ -114,7 +114,7 @@ def measure(device: torch.device, small: bool, work: Path, save=lambda part: Non
                      f"run_dir={work / ('run-%d%s' % (workers, '-' + BEFORE if before else ''))}",
                      f"device={device.type}"]
         row = {"num_workers": workers, **({"settings": BEFORE} if before else {}),
-               **train_epoch(overrides + BEFORE_OVERRIDES * before)}
+               **train_epoch(overrides + (BEFORE_OVERRIDES if before else []))}
         row["epoch_audio_per_s"] = rnd(audio_s / row["epoch_s"])
         row["epoch_vs_synthetic"] = rnd(row["epoch_audio_per_s"] / ref["audio_per_s"])
         row["median_step_vs_synthetic"] = rnd(row["median_step_audio_per_s"] / ref["audio_per_s_median_step"])
