@@ -61,6 +61,9 @@ class OptimConfig:
     epochs: int = 8  # passes over the training manifest
     max_bad_steps: int = 20  # consecutive non-finite losses before the run stops
     patience: int = 0  # stop after this many epochs in a row without a better dev WER, epochs (0: never)
+    time_budget_min: float = 0.0  # wall time of the training loop (steps, dev passes, checkpoints), minutes; 0: none.
+    #                               Above 0 the cosine decay follows the fraction of it spent instead of the steps, and
+    #                               training stops (dev pass, checkpoints) when it is spent; optim.epochs is then a cap
 
 
 @dataclass
@@ -231,7 +234,7 @@ _RANGES: dict[str, str] = {
     "model.conv_channels": "> 0", "model.hidden": "> 0", "model.layers": "> 0", "model.dropout": "in [0, 1)",
     "optim.lr": "> 0", "optim.weight_decay": ">= 0", "optim.warmup_steps": ">= 0", "optim.final_lr_ratio": "in [0, 1]",
     "optim.clip_norm": "> 0", "optim.accum_grad": ">= 1", "optim.epochs": ">= 1", "optim.max_bad_steps": ">= 1",
-    "optim.patience": ">= 0",
+    "optim.patience": ">= 0", "optim.time_budget_min": ">= 0",
     "data.max_frames": "> 0", "data.batch_multiple": ">= 1", "data.max_utts": ">= 0", "data.min_duration": ">= 0",
     "data.max_duration": "> 0", "data.num_workers": ">= 0",
     "data.noise_prob": "in [0, 1]", "data.rir_prob": "in [0, 1]",

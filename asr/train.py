@@ -13,6 +13,7 @@ import json
 import math
 import signal
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -43,11 +44,12 @@ class StopRequested(Exception):
     """SIGINT/SIGTERM arrived: a checkpoint was written, the run may be resumed."""
 
 
-def lr_at(step: int, total: int, o) -> float:
-    """Linear warm-up to ``o.lr``, then cosine decay to ``o.lr * o.final_lr_ratio`` at ``total``."""
+def lr_at(step: int, total: int, o, spent: float | None = None) -> float:
+    """Linear warm-up to ``o.lr``, then cosine decay to ``o.lr * o.final_lr_ratio`` at step ``total``, or, under a
+    time budget, as ``spent`` (the fraction of ``o.time_budget_min`` used) reaches 1."""
     if step < o.warmup_steps:
         return o.lr * (step + 1) / o.warmup_steps
-    frac = min(1.0, (step - o.warmup_steps) / max(1, total - o.warmup_steps))
+    frac = min(1.0, spent if spent is not None else (step - o.warmup_steps) / max(1, total - o.warmup_steps))
     return o.lr * (o.final_lr_ratio + (1 - o.final_lr_ratio) * 0.5 * (1 + math.cos(math.pi * frac)))
 
 
@@ -130,7 +132,8 @@ def train(cfg) -> Path:
                                  speeds=cfg.data.speed_perturb, noise=bool(cfg.data.noise or cfg.data.rir),
                                  multiple=cfg.data.batch_multiple, max_utts=cfg.data.max_utts)
     state = {"epoch": 0, "batch": 0, "step": 0, "best_wer": float("inf"), "bad_steps": 0, "skipped": 0,
-             "since_best": 0}  # since_best: epochs in a row without a better dev WER (optim.patience)
+             "since_best": 0,  # epochs in a row without a better dev WER (optim.patience)
+             "train_s": 0.0}  # wall time of the training loop so far, over all starts of the run, seconds
     last = run_dir / "last.pt"
     if cfg.resume and last.is_file():
         _resume(last, cfg, model, opt, state, scaler)
@@ -156,7 +159,10 @@ def train(cfg) -> Path:
               f"{f' ({total_steps // cfg.optim.epochs} optimizer steps of {accum})' if accum > 1 else ''}, "
               f"device {device}{', ' + PRECISION_NAMES[amp] if amp else ''}", file=sys.stderr)
 
+    clock = _Clock(state["train_s"], cfg.optim.time_budget_min * 60, device)
+
     def checkpoint(name: str = "last.pt") -> None:
+        state["train_s"] = clock.elapsed()
         if rank == 0:
             save_checkpoint(run_dir / name, {**model_state(model, cfg, tok), "optimizer": opt.state_dict(),
                                              "train_state": dict(state), "rng": torch.get_rng_state(),
@@ -166,7 +172,7 @@ def train(cfg) -> Path:
     finished = False  # the epochs ran out or patience stopped them: every rank gets here
     try:
         while state["epoch"] < cfg.optim.epochs:
-            if _patience_spent(cfg, state, rank):  # checked before an epoch, so a resumed run stops as well
+            if _patience_spent(cfg, state, rank) or clock.spent()[1]:  # also checked when a run resumes
                 break
             sampler.set_epoch(state["epoch"])
             batches = sampler.epoch_batches()[state["batch"]:]
@@ -176,14 +182,19 @@ def train(cfg) -> Path:
                                 num_workers=cfg.data.num_workers,
                                 pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(cfg.seed))
             ddp_model.train()
-            bar = tqdm(loader, desc=f"epoch {state['epoch'] + 1}/{cfg.optim.epochs}", unit="batch",
+            bar = tqdm(loader, desc=f"epoch {state['epoch'] + 1}/{cfg.optim.epochs}{clock.left()}", unit="batch",
                        total=len(batches), disable=rank != 0, file=sys.stderr, mininterval=2)
+            out_of_time = False  # the budget ran out within this epoch
             for batch in bar:
+                if not group:  # between optimizer steps: the time budget's check (all ranks agree)
+                    spent, out_of_time = clock.spent()
+                    if out_of_time:
+                        break
                 group.append(batch.featurize(device_logmel) if isinstance(batch, WaveBatch) else batch)
                 state["batch"] += 1
                 if len(group) < accum and state["batch"] < epoch_end:
                     continue
-                lr_now = lr_at(state["step"], total_steps, cfg.optim)
+                lr_now = lr_at(state["step"], total_steps, cfg.optim, spent if clock.budget_s else None)
                 loss, gnorm, lr = _step(ddp_model, opt, group, device, amp, lr_now, cfg.optim.clip_norm, scaler)
                 group, done = [], group
                 if loss is None:  # gnorm says why
@@ -201,8 +212,13 @@ def train(cfg) -> Path:
                 if cfg.save_every and state["step"] % cfg.save_every == 0:
                     checkpoint()
             bar.close()
-            state["epoch"] += 1
-            state["batch"] = 0
+            if out_of_time:  # stays at this batch of this epoch: a longer budget resumes from there
+                epoch_label = round(state["epoch"] + state["batch"] / epoch_end, 2)  # epochs done, a fraction
+            else:
+                state["epoch"] += 1
+                state["batch"] = 0
+                epoch_label = state["epoch"]
+            dev_start = clock.elapsed()
             result = evaluate(model, dev_ds, GreedyDecoder(tok), device, max_frames=2 * cfg.data.max_frames,
                               precision=amp, num_workers=cfg.data.num_workers, logmel=device_logmel)
             wer, cer, dev_loss = _dev_scores(result, len(dev_ds), device)  # this rank's share + the others
@@ -210,20 +226,60 @@ def train(cfg) -> Path:
             state["best_wer"] = min(state["best_wer"], wer)
             state["since_best"] = 0 if improved else state["since_best"] + 1
             checkpoint()
-            if cfg.keep_epochs and rank == 0:  # weights of the last N epochs, for `asr average`
-                keep_epoch_checkpoint(run_dir, state["epoch"], model_state(model, cfg, tok), cfg.keep_epochs)
+            if cfg.keep_epochs and rank == 0:  # weights of the last N epochs (a cut-short one as the next), for
+                keep_epoch_checkpoint(run_dir, math.ceil(epoch_label), model_state(model, cfg, tok),  # asr average
+                                      cfg.keep_epochs)
             if improved and rank == 0:  # what inference, fine-tuning and `asr info` read; no optimizer state
                 save_checkpoint(run_dir / "best.pt", {**model_state(model, cfg, tok), "train_state": dict(state)})
-            log.dev(state["step"], state["epoch"], dev_loss, wer, cer)
+            log.dev(state["step"], epoch_label, dev_loss, wer, cer)
+            clock.reserve_s = clock.elapsed() - dev_start  # kept free at the end of the budget for the last one
             if rank == 0:
-                print(f"epoch {state['epoch']}: dev WER {100 * wer:.2f}% CER {100 * cer:.2f}% "
-                      f"loss {dev_loss:.3f}{' (best)' if improved else ''}", file=sys.stderr)
+                print(f"epoch {epoch_label}: dev WER {100 * wer:.2f}% CER {100 * cer:.2f}% "
+                      f"loss {dev_loss:.3f}{' (best)' if improved else ''}"
+                      f"{f' (time budget spent: {clock.elapsed() / 60:.1f} min)' if out_of_time else ''}",
+                      file=sys.stderr)
+            if out_of_time:
+                break
         finished = True
     finally:
         stop.restore()
         log.close()
         dist.cleanup(wait=finished)
     return run_dir
+
+
+class _Clock:
+    """The training loop's wall time, summed over the starts of a run, and its budget (optim.time_budget_min).
+
+    Under DDP every rank follows rank 0's clock (one all-reduce per check), so that all of them use the same
+    learning rate and stop at the same step.
+    """
+
+    now = staticmethod(time.monotonic)  # seconds, from an arbitrary start
+
+    def __init__(self, before_s: float, budget_s: float, device: torch.device):
+        self.start = self.now() - before_s  # before_s: spent by earlier starts of this run
+        self.budget_s = budget_s  # 0: no budget
+        self.reserve_s = 0.0  # the last dev pass and checkpoints took this long: the final ones need it too
+        self.device = device
+
+    def elapsed(self) -> float:
+        return self.now() - self.start
+
+    def spent(self) -> tuple[float, bool]:
+        """(fraction of the budget used, whether training must stop now to end its last dev pass within it)."""
+        if not self.budget_s:
+            return 0.0, False
+        elapsed, reserve = self.elapsed(), self.reserve_s
+        if dist.world_size() > 1:
+            elapsed, reserve = dist.all_sum([elapsed, reserve] if dist.rank() == 0 else [0.0, 0.0], self.device)
+        return elapsed / self.budget_s, elapsed + reserve >= self.budget_s
+
+    def left(self) -> str:
+        """For the progress bar: ', 6.2 of 9.5 min left' under a budget, else ''."""
+        if not self.budget_s:
+            return ""
+        return f", {max(0.0, self.budget_s - self.elapsed()) / 60:.1f} of {self.budget_s / 60:g} min left"
 
 
 def _count_skipped(state: dict, why: str, batch: Batch, cfg: TrainConfig) -> None:
@@ -253,7 +309,6 @@ def _record_start(run_dir: Path, device: torch.device, world: int, state: dict) 
     from which point (epochs done, batch, step), so a run's numbers can be traced to the code and machine."""
     import platform
     import subprocess
-    import time
 
     import torchaudio
 

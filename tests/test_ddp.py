@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import socket
+import time
 
 import pytest
 import torch
@@ -20,8 +21,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _worker(rank, world, port, overrides, trace_dir):
-    """One rank: trains with a hook that records, per step, the utterance ids and a weight checksum."""
+def _worker(rank, world, port, overrides, trace_dir, step_s=None):
+    """One rank: trains with a hook that records, per step, the utterance ids and a weight checksum.
+
+    ``step_s``: per rank, the seconds each optimizer step takes on a fake training clock (optim.time_budget_min).
+    """
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     import asr.train
@@ -29,8 +33,12 @@ def _worker(rank, world, port, overrides, trace_dir):
 
     real_step = asr.train._step
     trace = []
+    now = [0.0]
+    if step_s:
+        asr.train._Clock.now = staticmethod(lambda: now[0])
 
     def traced(model, opt, batches, *args, **kw):  # batches: those of one optimizer step
+        now[0] += step_s[rank] if step_s else 0.0
         out = real_step(model, opt, batches, *args, **kw)
         digest = hashlib.sha1(b"".join(p.detach().numpy().tobytes() for p in model.parameters())).hexdigest()
         trace.append({"ids": [i for b in batches for i in b.ids], "weights": digest, "loss": out[0]})
@@ -52,8 +60,15 @@ def _worker(rank, world, port, overrides, trace_dir):
         json.dump(dev_ids, f)
 
 
-def run_ddp(world, overrides, trace_dir):
-    mp.spawn(_worker, args=(world, _free_port(), overrides, str(trace_dir)), nprocs=world, join=True)
+def run_ddp(world, overrides, trace_dir, step_s=None, timeout_s=600):
+    """Train with ``world`` ranks; a test failure (not a hang) when they wait on each other past ``timeout_s``."""
+    ctx = mp.spawn(_worker, args=(world, _free_port(), overrides, str(trace_dir), step_s), nprocs=world, join=False)
+    deadline = time.monotonic() + timeout_s
+    while not ctx.join(timeout=1):
+        if time.monotonic() > deadline:
+            for p in ctx.processes:
+                p.kill()
+            pytest.fail(f"the {world} ranks did not finish within {timeout_s} s: one waits on another")
     return [json.load(open(trace_dir / f"rank{r}.json")) for r in range(world)]
 
 
@@ -102,3 +117,16 @@ def test_ddp_two_ranks_match_one_process(digit_manifests, tmp_path, features):
     b = torch.load(two / "last.pt", weights_only=True)["model"]
     for k in a:
         assert torch.allclose(a[k], b[k], atol=1e-3), k
+
+
+@pytest.mark.slow
+def test_ddp_time_budget_follows_rank_0s_clock(digit_manifests, tmp_path):
+    """optim.time_budget_min under DDP: rank 1's clock runs 3x as fast as rank 0's, yet both ranks take rank 0's
+    learning rates and stop at the same step (a rank stopping alone would leave the other waiting for it)."""
+    (tmp_path / "t").mkdir()
+    overrides = tiny_overrides(tmp_path / "run", *digit_manifests, epochs=50) + [
+        "specaug=none", "threads=1", "data.max_frames=3000", "optim.time_budget_min=0.2"]  # 12 s of rank 0's clock
+    r0, r1 = run_ddp(2, overrides, tmp_path / "t", step_s=[1.0, 3.0], timeout_s=300)
+    assert len(r0) == len(r1) == 12
+    assert [a["weights"] for a in r0] == [b["weights"] for b in r1]
+    assert len(list(csv.DictReader(open(tmp_path / "run" / "train.csv")))) == 12

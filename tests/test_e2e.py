@@ -260,6 +260,46 @@ def test_patience_stops_a_run_that_no_longer_improves(digit_manifests, tmp_path,
     assert "stopping after epoch 3 of 6" in capsys.readouterr().err
 
 
+def test_time_budget_decays_by_time_stops_and_resumes(digit_manifests, tmp_path, monkeypatch, capsys):
+    """optim.time_budget_min: the cosine decay follows the time spent, training stops mid-epoch when the budget
+    runs out (after a dev pass and checkpoints), a rerun trains no further, and a longer budget resumes at the
+    same batch. Time is faked: each optimizer step takes one second, and nothing else takes any."""
+    now = {"t": 0.0}
+    monkeypatch.setattr(asr.train._Clock, "now", staticmethod(lambda: now["t"]))
+    real_step = asr.train._step
+
+    def one_second_step(*args, **kw):
+        now["t"] += 1.0
+        return real_step(*args, **kw)
+
+    monkeypatch.setattr(asr.train, "_step", one_second_step)
+    run = tmp_path / "run"
+    overrides = tiny_overrides(run, *digit_manifests, epochs=50) + ["optim.final_lr_ratio=0.1"]
+    train(compose(overrides + ["optim.time_budget_min=0.2"]))  # 12 s: 12 steps
+    state = load_checkpoint(run / "last.pt")["train_state"]
+    assert state["step"] == 12 and state["train_s"] == 12.0 and state["batch"] > 0  # stopped within an epoch
+    dev = list(csv.DictReader(open(run / "dev.csv")))
+    assert state["epoch"] < float(dev[-1]["epoch"]) < state["epoch"] + 1  # epochs done when the budget ran out
+    assert "time budget spent: 0.2 min" in capsys.readouterr().err
+
+    train(compose(overrides + ["optim.time_budget_min=0.2"]))  # spent: nothing more
+    assert load_checkpoint(run / "last.pt")["train_state"]["step"] == 12
+    assert len(list(csv.DictReader(open(run / "dev.csv")))) == len(dev)
+
+    train(compose(overrides + ["optim.time_budget_min=0.3"]))  # 18 s: 6 steps more
+    after = load_checkpoint(run / "last.pt")["train_state"]
+    assert after["step"] == 18 and after["train_s"] == 18.0
+    rows = list(csv.DictReader(open(run / "train.csv")))
+    assert [int(r["step"]) for r in rows] == list(range(1, 19))  # no step doubled
+    starts = [json.loads(line) for line in open(run / "starts.jsonl")]
+    assert [(s["epochs_done"], s["batch"], s["step"]) for s in starts[1:]] == [(state["epoch"], state["batch"], 12)] * 2
+    # warm-up over 4 steps, then the decay: the step after k seconds gets the rate for the fraction k / budget
+    o = compose(overrides).optim
+    expected = [asr.train.lr_at(k, 10**6, o, spent=k / (12 if k < 12 else 18)) for k in range(18)]
+    assert [float(r["lr"]) for r in rows] == pytest.approx(expected, rel=2e-3)
+    assert float(rows[11]["lr"]) < 0.2 * o.lr < float(rows[12]["lr"])  # near its end, then a longer budget
+
+
 def test_version(capsys):
     """asr --version: the package's version, the same as the installed metadata (pyproject.toml)."""
     from importlib.metadata import version
