@@ -22,9 +22,9 @@ fast=()
 if python3 -c 'import sys; from asr.precision import cpu_has_native_bf16; sys.exit(not cpu_has_native_bf16())'; then
   fast=(precision=bf16)
 fi
-# The time left for training: JOB_MIN less what has run so far and a reserve of 90 s (measured here: 10-15 s of
-# feature caching and model set-up before the training loop, 30 s of evaluation, LM and transcription after it,
-# and a margin for a slower machine). The learning rate decays over that budget, so a faster machine trains more.
+# The time left for training: JOB_MIN less what has run so far and a reserve of 90 s (measured here: about 30 s of
+# start-up and feature caching before the training loop, 35 s of evaluation, LM and transcription after it, and a
+# margin for a slower machine). The learning rate decays over that budget, so a faster machine trains more.
 budget=()
 job_min=${JOB_MIN:-14}
 if [ "$job_min" != 0 ]; then
