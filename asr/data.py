@@ -113,10 +113,10 @@ class UtteranceDataset(Dataset):
     def fill_cache(self, workers: int = 2, desc: str = "features") -> None:
         """Compute every utterance's features once, in ``workers`` processes, as float16."""
         feats: list[torch.Tensor] = [None] * len(self)  # type: ignore[list-item]
-        loader = DataLoader(_FeatureJob(self), batch_size=None, num_workers=workers,
+        loader = DataLoader(_FeatureJob(self), batch_size=None, num_workers=workers, collate_fn=_as_is,
                             prefetch_factor=8 if workers else None)
         for i, f in tqdm(loader, total=len(self), desc=desc, unit="utt", file=sys.stderr, mininterval=1):
-            feats[i] = f.half()
+            feats[i] = torch.from_numpy(f)
         self.cache = feats
 
     def stats(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -125,6 +125,10 @@ class UtteranceDataset(Dataset):
         for i in range(len(self)):
             rs.update(self.features(i))
         return rs.mean_std()
+
+
+def _as_is(item):
+    return item  # what a worker sends is what arrives (the default collate would make numpy arrays tensors)
 
 
 class _FeatureJob(Dataset):
@@ -136,7 +140,9 @@ class _FeatureJob(Dataset):
 
     def __getitem__(self, i: int):
         torch.set_num_threads(1)
-        return i, self.ds.features(i)
+        # as a numpy array: pickled through the worker's pipe. A tensor would travel as a shared-memory file
+        # descriptor, one socket connection each: 4 ms per utterance, 31 s for the main job's 7,672 (measured)
+        return i, self.ds.features(i).half().numpy()
 
 
 def collate(items) -> Batch:
