@@ -28,12 +28,20 @@ if [ ! -f "$stamp" ]; then
     echo "setup: warning: only $(free_gb) GB free on the disk of $(pwd)/.venv; the packages need about 6.5 GB." \
          "If pip fails with 'No space left on device', free space there (or clone elsewhere) and run this again" >&2
   fi
-  # --no-compile: pip would byte-compile all of torch's files (35 s of 114 measured on 2 cores); Python compiles
-  # the modules it imports on first use instead
+  # --no-compile: pip would byte-compile all of torch's files (35 s of 114 measured on 2 cores); the few asr
+  # imports are compiled below
   .venv/bin/pip install -q --no-compile --disable-pip-version-check -c constraints.txt -e ".[dev,beam]" 2>&1 \
     | grep -v "^WARNING: Location" || true
   .venv/bin/python -c "import torch, torchaudio, soundfile, hydra, jiwer" \
     || { echo "setup: the Python packages did not install (disk of .venv: $(free_gb) GB free, about 6.5 GB needed); see the pip output above" >&2; exit 1; }
   rm -f .venv/.installed-*
   touch "$stamp"
+fi
+# Byte-compile the modules asr imports, once per package set: where PYTHONDONTWRITEBYTECODE is set, every process
+# would compile them again (tools/precompile.py)
+compiled=".venv/.compiled-${stamp##*-}"
+if [ ! -f "$compiled" ]; then
+  .venv/bin/python tools/precompile.py
+  rm -f .venv/.compiled-*
+  touch "$compiled"
 fi
