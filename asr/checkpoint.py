@@ -185,6 +185,11 @@ def describe(path: str | os.PathLike) -> dict:
                      "steps": state["step"], "best_dev_wer_percent": round(100 * state["best_wer"], 2)
                      if math.isfinite(state["best_wer"]) else None,
                      "skipped_batches": state.get("skipped", 0)})
+        if "train_s" in state:  # checkpoints since optim.time_budget_min; with the budget, if one was set
+            info["training_min"] = round(state["train_s"] / 60, 2)
+            budget = c.get("optim", {}).get("time_budget_min")
+            if budget:
+                info["time_budget_min"] = budget
     if "epoch" in ckpt:  # epoch-K.pt of keep_epochs
         info["epoch"] = ckpt["epoch"]
     if "averaged_from" in ckpt:

@@ -102,6 +102,9 @@ def test_info_describes_a_trained_checkpoint(tiny_model, tmp_path, capsys):
     assert info["epochs_planned"] == len(dev) == 2
     assert info["epochs_done"] == 1 + wers.index(min(wers))  # best.pt is last.pt of its best epoch
     assert info["best_dev_wer_percent"] == pytest.approx(100 * min(wers), abs=0.01)
+    train_s = load_checkpoint(tiny_model)["train_state"]["train_s"]  # the loop's wall time when best.pt was saved
+    assert train_s > 0 and info["training_min"] == round(train_s / 60, 2)
+    assert "time_budget_min" not in info  # trained for epochs, not for a time budget
     assert main(["info", "--model", str(tiny_model.parent / "last.pt"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["epochs_done"] == 2
     assert "x32 BiLSTM" in info["model"] and info["outputs"] == 29 and info["tokenizer"] == "char"

@@ -281,6 +281,9 @@ def test_time_budget_decays_by_time_stops_and_resumes(digit_manifests, tmp_path,
     dev = list(csv.DictReader(open(run / "dev.csv")))
     assert state["epoch"] < float(dev[-1]["epoch"]) < state["epoch"] + 1  # epochs done when the budget ran out
     assert "time budget spent: 0.2 min" in capsys.readouterr().err
+    assert main(["info", "--model", str(run / "last.pt"), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["training_min"] == 0.2 and info["time_budget_min"] == 0.2
 
     train(compose(overrides + ["optim.time_budget_min=0.2"]))  # spent: nothing more
     assert load_checkpoint(run / "last.pt")["train_state"]["step"] == 12
