@@ -53,6 +53,13 @@ def lr_at(step: int, total: int, o, spent: float | None = None) -> float:
     return o.lr * (o.final_lr_ratio + (1 - o.final_lr_ratio) * 0.5 * (1 + math.cos(math.pi * frac)))
 
 
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
+    """AdamW; on a CPU its fused kernel: 2.9 against 7.4 ms per step for the main job's model (measured here, 2
+    threads), about 2 % of a training step. GPUs keep the default (foreach) until measured on one."""
+    return torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay,
+                             fused=device.type == "cpu" or None)
+
+
 def load_split(path: str, cfg: TrainConfig, logmel: LogMel, tok: CharTokenizer, name: str,
                shard: tuple[int, int] = (0, 1), fastest: float = 1.0) -> UtteranceDataset:
     """Manifest -> dataset, dropping utterances too long/short or with more tokens than CTC can align.
@@ -126,7 +133,7 @@ def train(cfg) -> Path:
     if cfg.data.rir:
         train_ds.rir = Reverb(cfg.data.rir, cfg.data.rir_prob, cfg.features.sample_rate)
     model = build_model(cfg, tok)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+    opt = make_optimizer(model, cfg, device)
     sampler = BucketBatchSampler([train_ds.num_frames(i) for i in range(len(train_ds))], cfg.data.max_frames,
                                  seed=cfg.seed, rank=rank, world_size=world, sortagrad=cfg.data.sortagrad,
                                  speeds=cfg.data.speed_perturb, noise=bool(cfg.data.noise or cfg.data.rir),

@@ -103,17 +103,20 @@ def train_config(name: str):
     return cfg
 
 
-def ours_setup(cfg, pool: Pool, max_frames: int):
+def ours_setup(cfg, pool: Pool, max_frames: int, device: torch.device = torch.device("cpu")):
+    """Model (on ``device``) and optimizer as ``asr train`` builds them, a dataset of ``pool`` with cached random
+    features, and its batch sampler at ``max_frames``."""
     from asr.checkpoint import build_model
     from asr.data import BucketBatchSampler, UtteranceDataset
     from asr.features import LogMel
     from asr.manifest import Utterance
     from asr.text import CharTokenizer
+    from asr.train import make_optimizer
 
     torch.manual_seed(0)
     tok = CharTokenizer()
-    model = build_model(cfg, tok).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+    model = build_model(cfg, tok).train().to(device)
+    opt = make_optimizer(model, cfg, device)
     utts = [Utterance(f"u{i}", "/nonexistent.flac", d, t) for i, (d, t) in enumerate(zip(pool.durations, pool.texts))]
     ds = UtteranceDataset(utts, LogMel(cfg.features), tok)
     gen = torch.Generator().manual_seed(1)
@@ -129,8 +132,7 @@ def run_ours(cfg, pool: Pool, spec: dict, per_frame: float, device: torch.device
     from asr.data import collate
     from asr.train import _step
 
-    model, opt, ds, sampler = ours_setup(cfg, pool, spec["max_frames"])
-    model.to(device)
+    model, opt, ds, sampler = ours_setup(cfg, pool, spec["max_frames"], device)
     shortest = sorted(range(len(ds)), key=ds.num_frames)[:2]
     _step(model, opt, collate([ds[i] for i in shortest]), device, amp, 1e-4, 5.0)  # warm-up: kernels, allocator
     batches = sampler.epoch_batches()

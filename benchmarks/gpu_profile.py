@@ -56,8 +56,7 @@ def on_device(cfg, pool, cap: int, device: torch.device, n: int, pick=lambda ids
 
     from asr.data import collate
 
-    model, opt, ds, sampler = ours_setup(cfg, pool, cap)
-    model.to(device)
+    model, opt, ds, sampler = ours_setup(cfg, pool, cap, device)
     return model, opt, [collate([ds[i] for i in pick(b)]).to(device) for b in sampler.epoch_batches()[:n]]
 
 

@@ -16,7 +16,7 @@ import torch
 import asr.train
 from asr.checkpoint import build_model, load_checkpoint, load_model
 from asr.cli import main
-from asr.config import compose
+from asr.config import compose, to_dataclass
 from asr.data import UtteranceDataset, WaveBatch
 from asr.decode import GreedyDecoder
 from asr.errors import UserError
@@ -301,6 +301,33 @@ def test_time_budget_decays_by_time_stops_and_resumes(digit_manifests, tmp_path,
     expected = [asr.train.lr_at(k, 10**6, o, spent=k / (12 if k < 12 else 18)) for k in range(18)]
     assert [float(r["lr"]) for r in rows] == pytest.approx(expected, rel=2e-3)
     assert float(rows[11]["lr"]) < 0.2 * o.lr < float(rows[12]["lr"])  # near its end, then a longer budget
+
+
+def test_cpu_optimizer_is_fused_and_steps_as_the_default_adamw():
+    """make_optimizer: AdamW's fused kernel on a CPU, with the same updates as the default implementation."""
+    import copy
+
+    from asr.text import CharTokenizer
+    from asr.train import make_optimizer
+
+    cfg = to_dataclass(compose(["model=tiny"]))
+    torch.manual_seed(0)
+    a = build_model(cfg, CharTokenizer())
+    b = copy.deepcopy(a)
+    fused = make_optimizer(a, cfg, torch.device("cpu"))
+    plain = torch.optim.AdamW(b.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+    assert fused.defaults["fused"] and not plain.defaults["fused"]
+    before = [p.detach().clone() for p in a.parameters()]
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(3):
+        for pa, pb in zip(a.parameters(), b.parameters()):
+            pa.grad = torch.randn(pa.shape, generator=gen)
+            pb.grad = pa.grad.clone()
+        fused.step()
+        plain.step()
+    assert all(not torch.equal(pa, p0) for pa, p0 in zip(a.parameters(), before))  # every tensor was updated
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-7)
 
 
 def test_version(capsys):
