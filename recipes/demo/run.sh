@@ -9,6 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 start=$(date +%s)
+job_min=${JOB_MIN:-14}   # checked before any work
+[[ "$job_min" =~ ^[0-9]+([.][0-9]+)?$ ]] \
+  || { echo "run.sh: JOB_MIN=$job_min: expected the job's minutes, e.g. JOB_MIN=14 (0: no time budget)" >&2; exit 1; }
 bash tools/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"
 data=${DATA:-data/demo} run=${RUN:-runs/demo}   # corpus and manifests; run directory
@@ -26,9 +29,8 @@ fi
 # start-up and feature caching before the training loop, 35 s of evaluation, LM and transcription after it, and a
 # margin for a slower machine). The learning rate decays over that budget, so a faster machine trains more.
 budget=()
-job_min=${JOB_MIN:-14}
-if [ "$job_min" != 0 ]; then
-  budget_min=$(python3 -c "print(round(($job_min * 60 - ($(date +%s) - $start) - 90) / 60, 2))")
+if python3 -c "import sys; sys.exit(float('$job_min') == 0)"; then
+  budget_min=$(python3 -c "print(round((float('$job_min') * 60 - ($(date +%s) - $start) - 90) / 60, 2))")
   python3 -c "import sys; sys.exit($budget_min < 1)" \
     || { echo "run.sh: JOB_MIN=$job_min leaves ${budget_min} min for training; raise JOB_MIN" >&2; exit 1; }
   echo "run.sh: ${budget_min} min of the ${job_min} left for training (optim.time_budget_min)" >&2
