@@ -175,6 +175,28 @@ def train(cfg) -> Path:
                                              "train_state": dict(state), "rng": torch.get_rng_state(),
                                              "scaler": scaler.state_dict()})
 
+    def dev_pass_and_checkpoints(epoch_label: float, out_of_time: bool) -> None:
+        """After an epoch (or the part of one the time budget left): dev WER, last.pt, best.pt, epoch-K.pt."""
+        dev_start = clock.elapsed()
+        result = evaluate(model, dev_ds, GreedyDecoder(tok), device, max_frames=2 * cfg.data.max_frames,
+                          precision=amp, num_workers=cfg.data.num_workers, logmel=device_logmel)
+        wer, cer, dev_loss = _dev_scores(result, len(dev_ds), device)  # this rank's share + the others
+        improved = wer < state["best_wer"]
+        state["best_wer"] = min(state["best_wer"], wer)
+        state["since_best"] = 0 if improved else state["since_best"] + 1
+        checkpoint()
+        if cfg.keep_epochs and rank == 0:  # weights of the last N epochs (a cut-short one as the next), for
+            keep_epoch_checkpoint(run_dir, math.ceil(epoch_label), model_state(model, cfg, tok),  # asr average
+                                  cfg.keep_epochs)
+        if improved and rank == 0:  # what inference, fine-tuning and `asr info` read; no optimizer state
+            save_checkpoint(run_dir / "best.pt", {**model_state(model, cfg, tok), "train_state": dict(state)})
+        log.dev(state["step"], epoch_label, dev_loss, wer, cer)
+        clock.reserve_s = clock.elapsed() - dev_start  # kept free at the end of the budget for the last one
+        if rank == 0:
+            print(f"epoch {epoch_label}: dev WER {100 * wer:.2f}% CER {100 * cer:.2f}% "
+                  f"loss {dev_loss:.3f}{' (best)' if improved else ''}"
+                  f"{f' (time budget spent: {clock.elapsed() / 60:.1f} min)' if out_of_time else ''}", file=sys.stderr)
+
     stop = _StopFlag()
     finished = False  # the epochs ran out or patience stopped them: every rank gets here
     try:
@@ -225,26 +247,7 @@ def train(cfg) -> Path:
                 state["epoch"] += 1
                 state["batch"] = 0
                 epoch_label = state["epoch"]
-            dev_start = clock.elapsed()
-            result = evaluate(model, dev_ds, GreedyDecoder(tok), device, max_frames=2 * cfg.data.max_frames,
-                              precision=amp, num_workers=cfg.data.num_workers, logmel=device_logmel)
-            wer, cer, dev_loss = _dev_scores(result, len(dev_ds), device)  # this rank's share + the others
-            improved = wer < state["best_wer"]
-            state["best_wer"] = min(state["best_wer"], wer)
-            state["since_best"] = 0 if improved else state["since_best"] + 1
-            checkpoint()
-            if cfg.keep_epochs and rank == 0:  # weights of the last N epochs (a cut-short one as the next), for
-                keep_epoch_checkpoint(run_dir, math.ceil(epoch_label), model_state(model, cfg, tok),  # asr average
-                                      cfg.keep_epochs)
-            if improved and rank == 0:  # what inference, fine-tuning and `asr info` read; no optimizer state
-                save_checkpoint(run_dir / "best.pt", {**model_state(model, cfg, tok), "train_state": dict(state)})
-            log.dev(state["step"], epoch_label, dev_loss, wer, cer)
-            clock.reserve_s = clock.elapsed() - dev_start  # kept free at the end of the budget for the last one
-            if rank == 0:
-                print(f"epoch {epoch_label}: dev WER {100 * wer:.2f}% CER {100 * cer:.2f}% "
-                      f"loss {dev_loss:.3f}{' (best)' if improved else ''}"
-                      f"{f' (time budget spent: {clock.elapsed() / 60:.1f} min)' if out_of_time else ''}",
-                      file=sys.stderr)
+            dev_pass_and_checkpoints(epoch_label, out_of_time)
             if out_of_time:
                 break
         finished = True
