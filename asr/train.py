@@ -198,7 +198,7 @@ def train(cfg) -> Path:
                   f"{f' (time budget spent: {clock.elapsed() / 60:.1f} min)' if out_of_time else ''}", file=sys.stderr)
 
     stop = _StopFlag()
-    finished = False  # the epochs ran out or patience stopped them: every rank gets here
+    finished = False  # the epochs ran out, or patience or the time budget stopped them: every rank gets here
     try:
         while state["epoch"] < cfg.optim.epochs:
             if _patience_spent(cfg, state, rank) or clock.spent()[1]:  # also checked when a run resumes
@@ -223,7 +223,7 @@ def train(cfg) -> Path:
                 state["batch"] += 1
                 if len(group) < accum and state["batch"] < epoch_end:
                     continue
-                lr_now = lr_at(state["step"], total_steps, cfg.optim, spent if clock.budget_s else None)
+                lr_now = lr_at(state["step"], total_steps, cfg.optim, spent)
                 loss, gnorm, lr = _step(ddp_model, opt, group, device, amp, lr_now, cfg.optim.clip_norm, scaler)
                 group, done = [], group
                 if loss is None:  # gnorm says why
@@ -276,10 +276,11 @@ class _Clock:
     def elapsed(self) -> float:
         return self.now() - self.start
 
-    def spent(self) -> tuple[float, bool]:
-        """(fraction of the budget used, whether training must stop now to end its last dev pass within it)."""
+    def spent(self) -> tuple[float | None, bool]:
+        """(fraction of the budget used, None without one; whether training must stop now to end its last dev pass
+        within it)."""
         if not self.budget_s:
-            return 0.0, False
+            return None, False
         elapsed, reserve = self.elapsed(), self.reserve_s
         if dist.world_size() > 1:
             elapsed, reserve = dist.all_sum([elapsed, reserve] if dist.rank() == 0 else [0.0, 0.0], self.device)

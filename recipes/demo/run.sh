@@ -31,10 +31,10 @@ fi
 # Training gets at least half of JOB_MIN, even when set-up took longer than usual (packages downloaded rather than
 # taken from pip's cache): the job then runs past JOB_MIN, and says so.
 budget=()
-if python3 -c "import sys; sys.exit(float('$job_min') == 0)"; then
-  left_min=$(python3 -c "print(round((float('$job_min') * 60 - ($(date +%s) - $start) - 90) / 60, 2))")
-  floor_min=$(python3 -c "print(round(float('$job_min') / 2, 2))")
-  budget_min=$(python3 -c "print(max($left_min, $floor_min))")
+if [[ ! "$job_min" =~ ^0+([.]0*)?$ ]]; then  # JOB_MIN=0: optim.epochs epochs, no budget
+  read -r left_min budget_min < <(python3 -c "j = float('$job_min')
+left = round((j * 60 - ($(date +%s) - $start) - 90) / 60, 2)
+print(left, max(left, round(j / 2, 2)))")
   if [ "$budget_min" != "$left_min" ]; then
     echo "run.sh: set-up and synthesis took $(( $(date +%s) - start )) s, leaving ${left_min} min of" \
          "JOB_MIN=$job_min for training; training ${budget_min} min (half of it) anyway: the job will take longer" >&2
