@@ -99,16 +99,51 @@ def _features_on_device(cfg: TrainConfig, device: torch.device) -> bool:
     return where == "device" or (where == "auto" and device.type == "cuda" and not cfg.data.cache_features)
 
 
-def train(cfg) -> Path:
-    """Train a model as ``cfg`` (TrainConfig or composed DictConfig) says; returns the run directory."""
-    cfg: TrainConfig = to_dataclass(cfg)
+def _check_inputs(cfg: TrainConfig) -> None:
+    """Fail before any work, naming the key: values out of range, missing manifests, tensorboard not installed."""
     check_ranges(cfg)
-    for key in ("train_manifest", "dev_manifest"):  # fail before any work, naming the key
+    for key in ("train_manifest", "dev_manifest"):
         if not Path(getattr(cfg.data, key)).is_file():
             raise UserError(f"data.{key}={getattr(cfg.data, key)}: no such manifest file; make it with "
                             f"'asr prepare' or set data.{key}=PATH")
     if cfg.tensorboard:
-        tensorboard_writer()  # fails here, before any work, when the package is missing
+        tensorboard_writer()  # raises UserError when the package is missing
+
+
+def _datasets(cfg: TrainConfig, tok: CharTokenizer, device: torch.device, rank: int, world: int
+              ) -> tuple[UtteranceDataset, UtteranceDataset, LogMel | None]:
+    """The training set (with its noise and reverberation), this rank's share of the dev set, and the log-mel
+    module that runs on ``device`` when batches get their features there (else None)."""
+    logmel = LogMel(cfg.features)
+    # log-mels of uncached audio on the training device (a GPU), per batch: loader workers then only decode audio
+    device_logmel = LogMel(cfg.features).to(device) if _features_on_device(cfg, device) else None
+    train_ds = load_split(cfg.data.train_manifest, cfg, logmel, tok, "train",
+                          fastest=max(cfg.data.speed_perturb, default=1.0))
+    dev_ds = load_split(cfg.data.dev_manifest, cfg, logmel, tok, "dev", shard=(rank, world))  # scored in shares
+    train_ds.waveforms = device_logmel is not None
+    if cfg.data.noise:
+        train_ds.noise = NoiseMixer(cfg.data.noise, tuple(cfg.data.noise_snr), cfg.data.noise_prob,
+                                    cfg.features.sample_rate)
+    if cfg.data.rir:
+        train_ds.rir = Reverb(cfg.data.rir, cfg.data.rir_prob, cfg.features.sample_rate)
+    return train_ds, dev_ds, device_logmel
+
+
+def _init_weights(cfg: TrainConfig, model, train_ds: UtteranceDataset) -> None:
+    """A new run's start: a trained model's weights (``init_from``, fine-tuning) or fresh ones, and the
+    normalization statistics (``data.stats``, else the training set's own, unless ``init_from`` brought them)."""
+    if cfg.init_from:
+        _load_fitting(Path(cfg.init_from), cfg, model, "start from it")
+        print(f"starting from {cfg.init_from}'s weights", file=sys.stderr)
+    if cfg.data.stats or not cfg.init_from:
+        # global mean/var normalization from the training set (precomputed by `asr stats` for large corpora)
+        model.norm.set_stats(*(load_stats(cfg.data.stats, cfg.features) if cfg.data.stats else train_ds.stats()))
+
+
+def train(cfg) -> Path:
+    """Train a model as ``cfg`` (TrainConfig or composed DictConfig) says; returns the run directory."""
+    cfg: TrainConfig = to_dataclass(cfg)
+    _check_inputs(cfg)
     run_dir = Path(cfg.run_dir).resolve()
     rank, world = dist.setup()
     device = dist.pick_device(cfg.device)
@@ -119,19 +154,7 @@ def train(cfg) -> Path:
     scaler = torch.amp.GradScaler(device.type, init_scale=FP16_INIT_SCALE, enabled=needs_loss_scale(amp, device))
     torch.manual_seed(cfg.seed)
     tok = build_tokenizer(cfg)  # char, or BPE trained on the training transcripts (the checkpoint's on resume)
-    logmel = LogMel(cfg.features)
-    # log-mels of uncached audio on the training device (a GPU), per batch: loader workers then only decode audio
-    device_logmel = LogMel(cfg.features).to(device) if _features_on_device(cfg, device) else None
-    train_ds = load_split(cfg.data.train_manifest, cfg, logmel, tok, "train",
-                          fastest=max(cfg.data.speed_perturb, default=1.0))
-    dev_ds = load_split(cfg.data.dev_manifest, cfg, logmel, tok, "dev", shard=(rank, world))  # scored in shares
-
-    train_ds.waveforms = device_logmel is not None
-    if cfg.data.noise:
-        train_ds.noise = NoiseMixer(cfg.data.noise, tuple(cfg.data.noise_snr), cfg.data.noise_prob,
-                                    cfg.features.sample_rate)
-    if cfg.data.rir:
-        train_ds.rir = Reverb(cfg.data.rir, cfg.data.rir_prob, cfg.features.sample_rate)
+    train_ds, dev_ds, device_logmel = _datasets(cfg, tok, device, rank, world)
     model = build_model(cfg, tok)
     opt = make_optimizer(model, cfg, device)
     sampler = BucketBatchSampler([train_ds.num_frames(i) for i in range(len(train_ds))], cfg.data.max_frames,
@@ -145,12 +168,7 @@ def train(cfg) -> Path:
     if cfg.resume and last.is_file():
         _resume(last, cfg, model, opt, state, scaler)
     else:
-        if cfg.init_from:  # weights and statistics of a trained model (fine-tuning)
-            _load_fitting(Path(cfg.init_from), cfg, model, "start from it")
-            print(f"starting from {cfg.init_from}'s weights", file=sys.stderr)
-        if cfg.data.stats or not cfg.init_from:
-            # global mean/var normalization from the training set (precomputed by `asr stats` for large corpora)
-            model.norm.set_stats(*(load_stats(cfg.data.stats, cfg.features) if cfg.data.stats else train_ds.stats()))
+        _init_weights(cfg, model, train_ds)
     model.to(device)
     ddp_model = dist.wrap(model, device)
     if rank == 0:
@@ -290,7 +308,8 @@ class _Clock:
         """For the progress bar: ', 6.2 of 9.5 min left' under a budget, else ''."""
         if not self.budget_s:
             return ""
-        return f", {max(0.0, self.budget_s - self.elapsed()) / 60:.1f} of {self.budget_s / 60:g} min left"
+        left_min, budget_min = max(0.0, self.budget_s - self.elapsed()) / 60, self.budget_s / 60
+        return f", {left_min:.1f} of {budget_min:.1f} min left"  # one precision: not "9.8 of 9.77"
 
 
 def _count_skipped(state: dict, why: str, batch: Batch, cfg: TrainConfig) -> None:

@@ -303,6 +303,19 @@ def test_time_budget_decays_by_time_stops_and_resumes(digit_manifests, tmp_path,
     assert float(rows[11]["lr"]) < 0.2 * o.lr < float(rows[12]["lr"])  # near its end, then a longer budget
 
 
+def test_progress_bar_shows_time_left_and_budget_at_one_precision(monkeypatch):
+    """The bar's ', L of B min left': both to 0.1 min (it read '9.8 of 9.77'), nothing without a budget."""
+    now = {"t": 100.0}
+    monkeypatch.setattr(asr.train._Clock, "now", staticmethod(lambda: now["t"]))
+    clock = asr.train._Clock(0.0, 9.77 * 60, torch.device("cpu"))
+    assert clock.left() == ", 9.8 of 9.8 min left"
+    now["t"] += 4 * 60
+    assert clock.left() == ", 5.8 of 9.8 min left"
+    now["t"] += 60 * 60
+    assert clock.left() == ", 0.0 of 9.8 min left"
+    assert asr.train._Clock(0.0, 0.0, torch.device("cpu")).left() == ""
+
+
 def test_cpu_optimizer_is_fused_and_steps_as_the_default_adamw():
     """make_optimizer: AdamW's fused kernel on a CPU, with the same updates as the default implementation."""
     import copy
@@ -378,3 +391,4 @@ def test_accum_grad_takes_one_step_per_group_of_batches(tiny_model, digit_manife
     assert f"{per_epoch} batches/epoch ({-(-per_epoch // 3)} optimizer steps of 3)" in capsys.readouterr().err
     rows = list(csv.DictReader(open(tmp_path / "acc" / "train.csv")))
     assert len(rows) == state["step"] and all(np.isfinite(float(r["loss"])) for r in rows)
+
