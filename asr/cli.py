@@ -668,7 +668,7 @@ def _transcribe_and_plot(rec, path: Path, png: Path):
         return str(e)
     feats = rec.logmel(load_audio(path, rec.sample_rate))  # (T, n_mels)
     plot_transcription(png, feats, t.log_probs, t.words, rec.tokenizer, rec.cfg.features,
-                       title=f"{path.name}: {t.text[:120]}")
+                       title=f"{path.name}: {t.text[:120]}", subsampling=rec.cfg.model.subsampling)
     print(f"plot: {png}", file=sys.stderr)
     return t
 

@@ -37,7 +37,10 @@ class SpecAugmentConfig:
 
 @dataclass
 class ModelConfig:
-    conv_channels: int = 32  # channels of each of the two stride-2 conv layers
+    conv_channels: int = 32  # channels of each of the two conv layers (stride 2 over mel bins)
+    subsampling: int = 4  # feature frames per output frame: 4 (40 ms; the two convs stride 2 and 2 over time),
+    #                       3 (30 ms; 3 and 1), 2 (20 ms; 2 and 1) or 6 (60 ms; 3 and 2). Character CTC needs an output
+    #                       frame per letter and one between repeated letters: fast speech needs 3 (README)
     hidden: int = 256  # LSTM units per direction
     layers: int = 3  # bidirectional LSTM layers
     dropout: float = 0.1  # dropout between LSTM layers and before the output layer, probability
@@ -242,6 +245,8 @@ _RANGES: dict[str, str] = {
 }
 
 
+SUBSAMPLINGS = (2, 3, 4, 6)  # model.subsampling's choices: the keys of asr.model.TIME_STRIDES
+
 # Settings that take one of a few words (the device is checked where it is picked: it depends on the machine).
 _CHOICES: list[tuple[str, tuple[str, ...]]] = [
     ("precision", ("auto", "fp32", "bf16", "fp16")), ("model.rnn_impl", ("auto", "packed", "flip", "full")),
@@ -280,6 +285,9 @@ def check_ranges(cfg: TrainConfig) -> None:
     if cfg.data.max_utts and cfg.data.batch_multiple >= 1 and cfg.data.max_utts % cfg.data.batch_multiple:
         bad.append(f"data.max_utts={cfg.data.max_utts} is not a multiple of data.batch_multiple="
                    f"{cfg.data.batch_multiple}: make it one (e.g. {cfg.data.batch_multiple * 16}) or 0 (no cap)")
+    if cfg.model.subsampling not in SUBSAMPLINGS:
+        bad.append(f"model.subsampling={cfg.model.subsampling}: expected 2, 3, 4 or 6 "
+                   "(feature frames per output frame)")
     if cfg.data.min_duration >= cfg.data.max_duration:
         bad.append(f"data.min_duration={cfg.data.min_duration} is not below data.max_duration={cfg.data.max_duration}")
     if bad:

@@ -1,7 +1,7 @@
 """Export the acoustic model to TorchScript or ONNX, and load the exported file for transcription.
 
 What is exported: log-mel features ``(B, T, n_mels)`` float32 and frame counts ``(B,)``
-int64 -> CTC log-probs ``(B, T', V)`` and output frame counts ``(B,)``, ``T' = ceil(T / 4)``.
+int64 -> CTC log-probs ``(B, T', V)`` and output frame counts ``(B,)``, ``T' = ceil(T / model.subsampling)``.
 The global mean/variance normalization is inside the exported graph; the log-mel front
 end (``asr.features.LogMel``: torchaudio STFT and mel filters) is not, and stays in
 Python: compute the features with it (or an exact re-implementation) before calling

@@ -10,7 +10,7 @@ through the model; only the log-probs of its central part are kept::
 Central parts tile the file's output frames exactly (no gap, no overlap), so the
 concatenation has as many frames as a single pass over the whole file, and one
 greedy or beam decode over it loses or doubles nothing at window boundaries. Window
-edges fall on output-frame boundaries (``hop * SUBSAMPLING`` samples: 40 ms), so frame
+edges fall on output-frame boundaries (``hop * subsampling`` samples: 40 ms at 4), so frame
 ``j`` of a window is frame ``start + j`` of the file; the first and last windows keep
 the file's own edges, and every other edge is at least ``context_s`` away from any kept
 frame, where the bidirectional LSTM has forgotten it.
@@ -35,7 +35,7 @@ from tqdm import tqdm
 from asr.audio import SUPPORTED, resample_units
 from asr.errors import UserError
 from asr.features import LogMel
-from asr.model import SUBSAMPLING, conv_out_lengths
+from asr.model import conv_out_lengths
 
 RESAMPLE_MARGIN_S = 0.05  # audio read beyond each window edge before resampling, seconds (the sinc
                           # kernel spans ~17 input samples; the margin keeps its edge effects out)
@@ -129,12 +129,13 @@ Model = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]
 @torch.no_grad()
 def windowed_log_probs(model: Model, logmel: LogMel, source: AudioSource, cfg: LongFormConfig = LongFormConfig(),
                        device: torch.device | str = "cpu", progress: bool | None = None,
-                       desc: str = "audio") -> torch.Tensor:
-    """(T', V) log-probs of the whole source, T' as for one pass over it, computed window by window."""
-    frame_samples = logmel.hop * SUBSAMPLING  # 640 samples = 40 ms per output frame
+                       desc: str = "audio", subsampling: int = 4) -> torch.Tensor:
+    """(T', V) log-probs of the whole source, T' as for one pass over it, computed window by window;
+    ``subsampling``: the model's feature frames per output frame (model.subsampling)."""
+    frame_samples = logmel.hop * subsampling  # 640 samples = 40 ms per output frame at 4
     frame_s = frame_samples / logmel.cfg.sample_rate
     n = source.num_samples
-    total = int(conv_out_lengths(torch.tensor(logmel.num_frames(n))))  # output frames of the whole file
+    total = int(conv_out_lengths(torch.tensor(logmel.num_frames(n)), subsampling))  # output frames of the file
     ctx = round(cfg.context_s / frame_s)  # 125 frames
     step = max(1, round(cfg.window_s / frame_s) - 2 * ctx)  # central frames per window: 1250
     out = None

@@ -1,4 +1,4 @@
-"""The acoustic model: normalization -> SpecAugment -> conv front (/4 frames) -> BiLSTM stack -> linear."""
+"""The acoustic model: normalization -> SpecAugment -> conv front (/4 or /3 frames) -> BiLSTM stack -> linear."""
 
 from __future__ import annotations
 
@@ -11,31 +11,34 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from asr.config import FeatureConfig, ModelConfig, SpecAugmentConfig
 from asr.features import GlobalNorm, SpecAugment, zero_padding
 
-SUBSAMPLING = 4  # two stride-2 convolutions
+TIME_STRIDES = {2: (2, 1), 3: (3, 1), 4: (2, 2), 6: (3, 2)}  # model.subsampling -> each conv's stride over time
 
 
-def conv_out_lengths(lengths: torch.Tensor, convs: int = 2) -> torch.Tensor:
-    """Frames after the conv front (or its first ``convs`` convs): each 3x3 stride-2 pad-1 conv maps
-    L -> (L - 1) // 2 + 1."""
-    for _ in range(convs):
-        lengths = torch.div(lengths - 1, 2, rounding_mode="floor") + 1
+def conv_out_lengths(lengths: torch.Tensor, subsampling: int = 4, convs: int = 2) -> torch.Tensor:
+    """Frames after the conv front (or its first ``convs`` convs): a 3-wide pad-1 conv of time stride s maps
+    L -> (L - 1) // s + 1."""
+    for stride in TIME_STRIDES[subsampling][:convs]:
+        lengths = torch.div(lengths - 1, stride, rounding_mode="floor") + 1
     return lengths
 
 
 class ConvFront(nn.Module):
-    """Two 3x3 stride-2 convolutions over (time, mel): 4x fewer frames, then a projection.
+    """Two 3x3 convolutions over (time, mel), stride 2 over mel bins and ``TIME_STRIDES[subsampling]`` over time
+    (4x fewer frames by default), then a projection.
 
     Frames past each utterance's length are zeroed before each convolution, so an
     utterance gives the same output alone or padded in a batch (a conv's bias would
     otherwise leak into the last frame of utterances of some lengths).
     """
 
-    def __init__(self, n_mels: int, channels: int, out_dim: int):
+    def __init__(self, n_mels: int, channels: int, out_dim: int, subsampling: int = 4):
         super().__init__()
+        self.subsampling = subsampling
+        first, second = TIME_STRIDES[subsampling]
         self.conv = nn.Sequential(  # kept as one Sequential: checkpoint keys conv.0 and conv.2
-            nn.Conv2d(1, channels, 3, stride=2, padding=1),
+            nn.Conv2d(1, channels, 3, stride=(first, 2), padding=1),
             nn.GELU(),
-            nn.Conv2d(channels, channels, 3, stride=2, padding=1),
+            nn.Conv2d(channels, channels, 3, stride=(second, 2), padding=1),
             nn.GELU(),
         )
         freq = (n_mels - 1) // 2 + 1
@@ -44,8 +47,8 @@ class ConvFront(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         x = zero_padding(x.unsqueeze(1), lengths, time_dim=2)  # (B, T, F) -> (B, 1, T, F)
-        x = self.conv[1](self.conv[0](x))  # (B, C, T/2, F/2)
-        x = zero_padding(x, conv_out_lengths(lengths, convs=1), time_dim=2)
+        x = self.conv[1](self.conv[0](x))  # (B, C, T/2, F/2) at the default subsampling 4
+        x = zero_padding(x, conv_out_lengths(lengths, self.subsampling, convs=1), time_dim=2)
         x = self.conv[3](self.conv[2](x))  # (B, C, T/4, F/4)
         b, c, t, f = x.shape
         x = x.permute(0, 2, 1, 3).reshape(b, t, c * f)  # (B, C, T', F') -> (B, T', C*F')
@@ -58,7 +61,7 @@ class BiLSTMCTC(nn.Module):
         self.cfg = cfg
         self.norm = GlobalNorm(features.n_mels)
         self.specaug = SpecAugment(specaug)
-        self.front = ConvFront(features.n_mels, cfg.conv_channels, cfg.hidden)
+        self.front = ConvFront(features.n_mels, cfg.conv_channels, cfg.hidden, cfg.subsampling)
         self.lstm = nn.LSTM(
             cfg.hidden, cfg.hidden, num_layers=cfg.layers, bidirectional=True, batch_first=True, dropout=cfg.dropout
         )
@@ -76,7 +79,7 @@ class BiLSTMCTC(nn.Module):
         if self.cfg.utterance_cmn:
             x = _utterance_cmn(x, lengths)
         x = self.front(self.specaug(x), lengths.to(x.device))  # (B, T', H)
-        out_lengths = conv_out_lengths(lengths)
+        out_lengths = conv_out_lengths(lengths, self.cfg.subsampling)
         impl = self.cfg.rnn_impl
         if impl == "auto":
             impl = "flip" if not x.is_cuda or self._cudnn_persistent(x) else "packed"

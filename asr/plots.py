@@ -15,7 +15,6 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from asr.config import FeatureConfig
-from asr.model import SUBSAMPLING
 from asr.text import Tokenizer
 
 BLANK_LABEL = "\u2205"  # the CTC blank's row label
@@ -24,11 +23,12 @@ MAX_ROWS = 40  # most token rows drawn (a BPE vocabulary has hundreds)
 
 
 def plot_transcription(out: str | os.PathLike, feats: torch.Tensor, log_probs: torch.Tensor, words: list[dict],
-                       tokenizer: Tokenizer, features: FeatureConfig, title: str = "") -> None:
-    """(T, n_mels) log-mel, (T', V) log-probs and aligned words -> a 3-panel PNG at ``out``."""
+                       tokenizer: Tokenizer, features: FeatureConfig, title: str = "", subsampling: int = 4) -> None:
+    """(T, n_mels) log-mel, (T', V) log-probs and aligned words -> a 3-panel PNG at ``out``; ``subsampling``:
+    the model's feature frames per output frame."""
     sample_rate = features.sample_rate
     hop = round(sample_rate * features.hop_ms / 1000)  # 160 samples per feature frame
-    frame_s = hop * SUBSAMPLING / sample_rate  # 0.04 s per output frame
+    frame_s = hop * subsampling / sample_rate  # 0.04 s per output frame at 4
     duration = log_probs.shape[0] * frame_s
     fig = Figure(figsize=(min(24.0, max(10.0, 1.3 * duration)), 8), layout="constrained")
     FigureCanvasAgg(fig)

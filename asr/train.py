@@ -70,7 +70,8 @@ def load_split(path: str, cfg: TrainConfig, logmel: LogMel, tok: CharTokenizer, 
     """
     utts = filter_by_duration(read_manifest(Path(path)), cfg.data, name)
     ds = UtteranceDataset(utts, logmel, tok)
-    frames = conv_out_lengths(torch.tensor([ds.num_frames(i, fastest) for i in range(len(ds))]))  # sped up: fewer
+    frames = conv_out_lengths(torch.tensor([ds.num_frames(i, fastest) for i in range(len(ds))]),  # sped up: fewer
+                              cfg.model.subsampling)
     ok = [i for i in range(len(ds)) if ds.texts[i] and ctc_min_frames(tok.encode(ds.texts[i])) <= int(frames[i])]
     if len(ok) < len(ds):
         at = f" at speed x{fastest:g}" if fastest != 1.0 else ""

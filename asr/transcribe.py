@@ -47,7 +47,6 @@ from asr.dist import pick_device
 from asr.errors import UserError
 from asr.features import LogMel
 from asr.longform import ArraySource, FileSource, LongFormConfig, windowed_log_probs
-from asr.model import SUBSAMPLING
 from asr.precision import Autocast, autocast_dtype
 from asr.text import normalize_text
 
@@ -105,7 +104,7 @@ class Recognizer:
         self.decoder_cfg = decoder or DecoderConfig()
         self.decoder = build_decoder(self.decoder_cfg, self.tokenizer)
         self.longform = longform or LongFormConfig()
-        self.frame_s = self.cfg.features.hop_ms / 1000 * SUBSAMPLING  # seconds per output frame: 0.04
+        self.frame_s = self.cfg.features.hop_ms / 1000 * self.cfg.model.subsampling  # s per output frame: 0.04
 
     @property
     def sample_rate(self) -> int:
@@ -139,7 +138,7 @@ class Recognizer:
             if duration > self.longform.threshold_s:
                 with FileSource(audio, self.sample_rate) as src:
                     lp = windowed_log_probs(self.model, self.logmel, src, self.longform, self.device, progress,
-                                            desc=Path(audio).name)
+                                            desc=Path(audio).name, subsampling=self.cfg.model.subsampling)
                 return lp, src.num_samples / self.sample_rate
             wav = load_audio(audio, self.sample_rate)
         else:
@@ -148,7 +147,7 @@ class Recognizer:
         duration = wav.numel() / self.sample_rate
         if duration > self.longform.threshold_s:
             return windowed_log_probs(self.model, self.logmel, ArraySource(wav), self.longform, self.device,
-                                      progress), duration
+                                      progress, subsampling=self.cfg.model.subsampling), duration
         return self.log_probs(wav), duration
 
     @torch.no_grad()

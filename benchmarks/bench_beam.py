@@ -81,9 +81,9 @@ def synthetic_log_probs(n: int, seed: int) -> tuple[list[torch.Tensor], list[str
     return out, refs
 
 
-def model_log_probs(model_path: str, quick: bool) -> tuple[list[torch.Tensor], list[str], str] | None:
+def model_log_probs(model_path: str, quick: bool) -> tuple[list[torch.Tensor], list[str], str, float] | None:
     """A trained model's log-probs on its own test set (data/demo/test-synth.jsonl, first 100) or, without it,
-    on the LibriSpeech sample; None when neither is there."""
+    on the LibriSpeech sample, and its output frame length in seconds; None when neither is there."""
     from asr.manifest import read_manifest
     from asr.text import normalize_text
     from asr.transcribe import Recognizer
@@ -101,7 +101,7 @@ def model_log_probs(model_path: str, quick: bool) -> tuple[list[torch.Tensor], l
         return None
     rec = Recognizer(model_path)
     out = [rec.transcribe(a, words=False, keep_log_probs=True).log_probs for a, _ in pairs]
-    return out, [normalize_text(t).text for _, t in pairs], f"model {model_path} on {where}"
+    return out, [normalize_text(t).text for _, t in pairs], f"model {model_path} on {where}", rec.frame_s
 
 
 def _wer(refs: list[str], hyps: list[str]) -> float:
@@ -129,7 +129,7 @@ def run(ctx: Context) -> dict:
                    "char_lm_weight": CHAR_LM_WEIGHT, "char_word_score": CHAR_WORD_SCORE})
     theirs = _pyctcdecode(result, beam, arpa, words)
     sources = [synthetic_log_probs(8 if ctx.quick else 100, seed=0)
-               + (f"synthetic: grammar sentences, peaked log-probs with noise and {SUB_P:.0%} wrong letters",)]
+               + (f"synthetic: grammar sentences, peaked log-probs with noise and {SUB_P:.0%} wrong letters", FRAME_S)]
     model = ctx.model or (str(REPO / "runs/demo/best.pt") if (REPO / "runs/demo/best.pt").is_file() else None)
     got = model_log_probs(model, ctx.quick) if model else None
     if got is not None:
@@ -137,8 +137,8 @@ def run(ctx: Context) -> dict:
     else:
         result["model_source_skipped"] = "no trained model (--model or runs/demo/best.pt): synthetic log-probs only"
     with threads(1):
-        for items, refs, what in sources:
-            result["sources"].append(_compare(items, refs, what, beam, arpa, lexicon, char_arpa, theirs))
+        for items, refs, what, frame_s in sources:
+            result["sources"].append(_compare(items, refs, what, frame_s, beam, arpa, lexicon, char_arpa, theirs))
     result["targets"] = []
     for src in result["sources"]:
         tag = "model" if src["log_probs"].startswith("model") else "synthetic"
@@ -179,7 +179,8 @@ def _pyctcdecode(result: dict, beam: int, arpa: Path, words: list[str]) -> dict:
     return theirs
 
 
-def _compare(items, refs, what: str, beam: int, arpa: Path, lexicon: Path, char_arpa: Path, theirs: dict) -> dict:
+def _compare(items, refs, what: str, frame_s: float, beam: int, arpa: Path, lexicon: Path, char_arpa: Path,
+             theirs: dict) -> dict:
     from asr.beam import BeamDecoder
     from asr.config import DecoderConfig
     from asr.text import CharTokenizer
@@ -193,7 +194,7 @@ def _compare(items, refs, what: str, beam: int, arpa: Path, lexicon: Path, char_
         dec = BeamDecoder(cfg, tok)
         return lambda x: dec.decode(x.unsqueeze(0), torch.tensor([x.shape[0]]))[0].text
 
-    audio_s = sum(x.shape[0] for x in items) * FRAME_S
+    audio_s = sum(x.shape[0] for x in items) * frame_s
     n_words = sum(len(r.split()) for r in refs)
     greedy = _wer(refs, [" ".join(tok.decode(torch.unique_consecutive(x.argmax(-1)).tolist()).split()) for x in items])
     src = {"log_probs": what, "utterances": len(items), "audio_s": rnd(audio_s), "reference_words": n_words,

@@ -61,7 +61,7 @@ def measure(device: torch.device, small: bool, save=lambda part: None) -> dict:
     model_name = "tiny" if tiny else "librispeech_100"
     cfg = train_config(model_name)
     m = cfg.model
-    per_frame = model_flops_per_frame(m.hidden, m.layers, m.conv_channels)["total"]
+    per_frame = model_flops_per_frame(m.hidden, m.layers, m.conv_channels, subsampling=m.subsampling)["total"]
     caps = (400, 800) if tiny else CAPS
     pool = make_pool("librispeech", 16 if tiny else 1200, seed=0, scale=0.25 if tiny else 1.0)
 
@@ -93,7 +93,8 @@ def measure(device: torch.device, small: bool, save=lambda part: None) -> dict:
     # the 960 h model (5x1024, ~118 M parameters): the size the guide's H100 figures are for
     big_name = "tiny" if tiny else "librispeech_960"
     big = train_config(big_name)
-    big_per_frame = model_flops_per_frame(big.model.hidden, big.model.layers, big.model.conv_channels)["total"]
+    big_per_frame = model_flops_per_frame(big.model.hidden, big.model.layers, big.model.conv_channels,
+                                          subsampling=big.model.subsampling)["total"]
     runs: list[dict] = []
     runs_960: list[dict] = []
 

@@ -97,7 +97,8 @@ def measure(device: torch.device, small: bool, work: Path, save=lambda part: Non
     # reference: the same configuration on synthetic features in memory
     cfg = train_config(model)
     cfg.data.batch_multiple, cfg.data.max_utts = recipe.batch_multiple, recipe.max_utts  # flip, persistent kernel
-    per_frame = model_flops_per_frame(cfg.model.hidden, cfg.model.layers, cfg.model.conv_channels)["total"]
+    per_frame = model_flops_per_frame(cfg.model.hidden, cfg.model.layers, cfg.model.conv_channels,
+                                      subsampling=cfg.model.subsampling)["total"]
     amp = torch.bfloat16 if cuda else None
     pool = make_pool("librispeech", 16 if tiny else 1200, seed=0, scale=0.25 if tiny else 1.0)
     ref = run_ours(cfg, pool, {"max_frames": cap, "steps": 2 if tiny else 8, "budget_s": 5 if tiny else 60},

@@ -87,9 +87,9 @@ def equal_audio_cap(frames: list[int], ref_batch: int = REF_BATCH) -> int:
     return lo
 
 
-def useful_flops(frames: list[int], per_frame: float) -> float:
+def useful_flops(frames: list[int], per_frame: float, subsampling: int = 4) -> float:
     """Training FLOPs (3x forward) over the valid output frames of utterances of ``frames`` feature frames."""
-    return 3 * per_frame * sum(output_frames(f) for f in frames)
+    return 3 * per_frame * sum(output_frames(f, subsampling) for f in frames)
 
 
 # ---------------------------------------------------------------------------------------------- ours
@@ -143,10 +143,10 @@ def run_ours(cfg, pool: Pool, spec: dict, per_frame: float, device: torch.device
         _step(model, opt, batch, device, amp, 1e-4, 5.0)
         return batch.features.shape[:2], batch.feature_lengths
 
-    return timed_steps(loader, run, spec["steps"], spec["budget_s"], sync, per_frame)
+    return timed_steps(loader, run, spec["steps"], spec["budget_s"], sync, per_frame, cfg.model.subsampling)
 
 
-def timed_steps(loader, run, max_steps: int, budget_s: float, sync, per_frame: float) -> dict:
+def timed_steps(loader, run, max_steps: int, budget_s: float, sync, per_frame: float, subsampling: int = 4) -> dict:
     """Time ``run(batch) -> ((B, T) padded shape, (B,) frame counts)`` over the loader's batches, data
     loading included, until ``max_steps`` steps or ``budget_s`` seconds: the throughput figures of a loop."""
     it = iter(loader)
@@ -176,7 +176,8 @@ def timed_steps(loader, run, max_steps: int, budget_s: float, sync, per_frame: f
     return {"steps": int(steps), "audio_s": rnd(audio_s), "wall_s": rnd(wall), "audio_per_s": rnd(audio_s / wall),
             "audio_per_s_median_step": rnd(statistics.median(a / t for a, t in zip(step_audio, step_s))),
             "utts_per_step": rnd(len(frames) / max(steps, 1)), "padding_frac": rnd(1 - sum(frames) / max(padded, 1)),
-            "data_frac": rnd(data_s / wall), "useful_gflop_per_s": rnd(useful_flops(frames, per_frame) / wall / 1e9),
+            "data_frac": rnd(data_s / wall),
+            "useful_gflop_per_s": rnd(useful_flops(frames, per_frame, subsampling) / wall / 1e9),
             "step_s": step_s}
 
 
@@ -186,18 +187,22 @@ def timed_steps(loader, run, max_steps: int, budget_s: float, sync, per_frame: f
 class RefModel(nn.Module):
     """The same architecture written the obvious way: padded, unpacked bidirectional nn.LSTM."""
 
-    def __init__(self, n_mels: int, channels: int, hidden: int, layers: int, vocab: int, dropout: float):
+    def __init__(self, n_mels: int, channels: int, hidden: int, layers: int, vocab: int, dropout: float,
+                 subsampling: int = 4):
+        from asr.model import TIME_STRIDES
+
         super().__init__()
-        self.conv = nn.Sequential(nn.Conv2d(1, channels, 3, 2, 1), nn.GELU(), nn.Conv2d(channels, channels, 3, 2, 1),
-                                  nn.GELU())
+        first, second = TIME_STRIDES[subsampling]  # over time; both convs stride 2 over mel bins
+        self.conv = nn.Sequential(nn.Conv2d(1, channels, 3, (first, 2), 1), nn.GELU(),
+                                  nn.Conv2d(channels, channels, 3, (second, 2), 1), nn.GELU())
         self.proj = nn.Linear(channels * ((((n_mels - 1) // 2 + 1) - 1) // 2 + 1), hidden)
         self.lstm = nn.LSTM(hidden, hidden, layers, batch_first=True, bidirectional=True, dropout=dropout)
         self.out = nn.Linear(2 * hidden, vocab)
 
     def forward(self, x):
-        x = self.conv(x.unsqueeze(1))  # (B, T, F) -> (B, C, T/4, F/4)
+        x = self.conv(x.unsqueeze(1))  # (B, T, F) -> (B, C, T/s, F/4), s: the subsampling
         b, c, t, f = x.shape
-        x = self.proj(x.permute(0, 2, 1, 3).reshape(b, t, c * f))  # -> (B, T/4, H)
+        x = self.proj(x.permute(0, 2, 1, 3).reshape(b, t, c * f))  # -> (B, T/s, H)
         x, _ = self.lstm(x)
         return self.out(x).log_softmax(-1)
 
@@ -234,13 +239,13 @@ def ref_collate(items):
 def run_reference(cfg, pool: Pool, spec: dict, per_frame: float) -> dict:
     torch.manual_seed(0)
     m = cfg.model
-    model = RefModel(cfg.features.n_mels, m.conv_channels, m.hidden, m.layers, 29, m.dropout).train()
+    model = RefModel(cfg.features.n_mels, m.conv_channels, m.hidden, m.layers, 29, m.dropout, m.subsampling).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     ds = RefDataset(pool, cfg.features.n_mels)
 
     def step(feats, lengths, targets, target_lengths):
         log_probs = model(feats)
-        out_lengths = (lengths + 3) // 4
+        out_lengths = -(-lengths // m.subsampling)  # ceil(T / s)
         loss = nn.functional.ctc_loss(log_probs.transpose(0, 1), targets, out_lengths, target_lengths,
                                       zero_infinity=True)
         opt.zero_grad()
@@ -257,7 +262,8 @@ def run_reference(cfg, pool: Pool, spec: dict, per_frame: float) -> dict:
         step(*batch)
         return batch[0].shape[:2], batch[1]  # (B, T, n_mels) padded features, (B,) frame counts
 
-    return timed_steps(loader, run, spec["ref_steps"], spec["ref_budget_s"], lambda: None, per_frame)
+    return timed_steps(loader, run, spec["ref_steps"], spec["ref_budget_s"], lambda: None, per_frame,
+                       cfg.model.subsampling)
 
 
 # ---------------------------------------------------------------------------------------------- LSTM alone
@@ -420,7 +426,7 @@ def run(ctx: Context) -> dict:
         for name, spec in models.items():
             cfg = train_config(name)
             m = cfg.model
-            per_frame = model_flops_per_frame(m.hidden, m.layers, m.conv_channels)
+            per_frame = model_flops_per_frame(m.hidden, m.layers, m.conv_channels, subsampling=m.subsampling)
             for mix in ("librispeech", "demo"):
                 pool = make_pool(mix, spec["pool"] * (3 if mix == "demo" and not ctx.quick else 1), seed=0,
                                  scale=0.1 if ctx.quick else 1.0)

@@ -27,7 +27,7 @@ from asr.io import atomic_write_text  # noqa: E402
 SHARED = Path(os.environ.get("ASR_SHARED_DATA", REPO.parent / "shared" / "data"))
 LIBRISPEECH_SAMPLE = SHARED / "librispeech-sample"
 HOP_S = 0.01  # feature frame shift, seconds (conf/features/logmel80.yaml)
-FRAME_S = 0.04  # model output frame after the /4 conv front, seconds
+FRAME_S = 0.04  # output frame of the synthetic log-probs (as after the default /4 conv front), seconds
 H100_AUDIO_PER_S = 10_000.0  # projected LibriSpeech-model training throughput on one H100, audio s per s
 TRAIN_CLEAN_100_S = 100.6 * 3600  # seconds of audio in LibriSpeech's train-clean-100 (100.6 h)
 
@@ -184,10 +184,11 @@ def matmul_gflops(n_threads: int, size: int = 2048, reps: int = 5, dtype=torch.f
 
 # ---------------------------------------------------------------------------------------------- FLOPs
 #
-# Counted analytically, multiply-add = 2 FLOPs, per OUTPUT frame of the model (40 ms, after the /4 conv front):
+# Counted analytically, multiply-add = 2 FLOPs, per OUTPUT frame of the model (40 ms after the default /4 conv front;
+# 30 ms at model.subsampling 3, whose convs stride 3 and 1 over time):
 #
-#   conv front:  conv1 (1 -> C, 3x3, stride 2) at 2 time x F/2 positions:     2 * 9 * C       * 2 * F/2
-#                conv2 (C -> C, 3x3, stride 2) at 1 time x F/4 positions:     2 * 9 * C * C   * F/4
+#   conv front:  conv1 (1 -> C, 3x3, stride s1 x 2) at s2 time x F/2 positions: 2 * 9 * C     * s2 * F/2
+#                conv2 (C -> C, 3x3, stride s2 x 2) at 1 time x F/4 positions:  2 * 9 * C * C * F/4
 #                projection C*F/4 -> H:                                       2 * C*F/4 * H
 #   LSTM:        per layer and direction, gates (4H) from input (I) and state (H):  2 * 4H * (I + H)
 #                with I = H for layer 1 and 2H above; 2 directions
@@ -206,20 +207,22 @@ def lstm_flops_per_frame(hidden: int, layers: int) -> float:
     return total
 
 
-def model_flops_per_frame(hidden: int, layers: int, channels: int, n_mels: int = 80, vocab: int = 29) -> dict:
+def model_flops_per_frame(hidden: int, layers: int, channels: int, n_mels: int = 80, vocab: int = 29,
+                          subsampling: int = 4) -> dict:
+    from asr.model import TIME_STRIDES
+
     f2 = (n_mels - 1) // 2 + 1  # 80 -> 40
     f4 = (f2 - 1) // 2 + 1  # 40 -> 20
-    conv = 2 * 9 * channels * 2 * f2 + 2 * 9 * channels * channels * f4 + 2 * channels * f4 * hidden
+    s2 = TIME_STRIDES[subsampling][1]  # conv1 output frames per output frame
+    conv = 2 * 9 * channels * s2 * f2 + 2 * 9 * channels * channels * f4 + 2 * channels * f4 * hidden
     lstm = lstm_flops_per_frame(hidden, layers)
     out = 2 * 2 * hidden * vocab
     return {"conv_front": conv, "lstm": lstm, "output": out, "total": conv + lstm + out}
 
 
-def output_frames(feature_frames: int) -> int:
-    """The conv front's output length for ``feature_frames`` input frames (ceil(T / 4))."""
-    for _ in range(2):
-        feature_frames = (feature_frames - 1) // 2 + 1
-    return feature_frames
+def output_frames(feature_frames: int, subsampling: int = 4) -> int:
+    """The conv front's output length for ``feature_frames`` input frames (ceil(T / subsampling))."""
+    return -(-feature_frames // subsampling)
 
 
 # ---------------------------------------------------------------------------------------------- data

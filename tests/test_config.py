@@ -54,6 +54,7 @@ def test_bad_overrides_name_the_key(override, key):
     (["data.max_frames=0"], r"data.max_frames=0: must be > 0"),
     (["data.min_duration=5", "data.max_duration=2"], r"data.min_duration=5.0 is not below data.max_duration=2.0"),
     (["threads=-1"], r"threads=-1: must be >= 0"),
+    (["model.subsampling=5"], r"model.subsampling=5: expected 2, 3, 4 or 6 \(feature frames per output frame\)"),
     (["data.batch_multiple=0", "data.max_utts=-1"], r"data.batch_multiple=0: must be >= 1; data.max_utts=-1: must be"),
     (["data.batch_multiple=8", "data.max_utts=100"], r"data.max_utts=100 is not a multiple of data.batch_multiple=8"),
     (["precision=fp8", "model.rnn_impl=foo"],

@@ -392,3 +392,22 @@ def test_accum_grad_takes_one_step_per_group_of_batches(tiny_model, digit_manife
     rows = list(csv.DictReader(open(tmp_path / "acc" / "train.csv")))
     assert len(rows) == state["step"] and all(np.isfinite(float(r["loss"])) for r in rows)
 
+
+def test_subsampling_3_trains_and_transcribes_at_30_ms_frames(digit_manifests, tmp_path):
+    """model.subsampling=3 (the main job's model): it trains, its checkpoint keeps the setting, and transcription
+    reads 30 ms output frames: ceil(T / 3) of them, also when the file is read in windows."""
+    from asr.audio import load_audio
+    from asr.longform import LongFormConfig
+    from asr.transcribe import Recognizer
+
+    run = tmp_path / "run"
+    train(compose(tiny_overrides(run, *digit_manifests, epochs=1) + ["model.subsampling=3"]))
+    assert load_checkpoint(run / "last.pt")["config"]["model"]["subsampling"] == 3
+    rec = Recognizer(run / "last.pt")
+    assert rec.frame_s == pytest.approx(0.03)
+    audio = read_manifest(digit_manifests[1])[0].audio
+    frames = rec.logmel(load_audio(audio, rec.sample_rate)).shape[0]
+    whole = rec.transcribe(audio, keep_log_probs=True).log_probs
+    assert whole.shape[0] == -(-frames // 3)
+    windowed = Recognizer(run / "last.pt", longform=LongFormConfig(window_s=0.3, context_s=0.06, threshold_s=0.1))
+    assert windowed.transcribe(audio, keep_log_probs=True).log_probs.shape == whole.shape  # none lost or doubled

@@ -13,12 +13,22 @@ def make_model(**kw):
                      SpecAugmentConfig(), vocab_size=29).eval()
 
 
+@pytest.mark.parametrize("subsampling", [2, 3, 4, 6])
 @pytest.mark.parametrize("T", [1, 2, 3, 4, 5, 7, 8, 9, 100, 101])
-def test_conv_length_arithmetic_matches_real_output(T):
-    model = make_model()
+def test_conv_length_arithmetic_matches_real_output(T, subsampling):
+    model = make_model(subsampling=subsampling)
     log_probs, lengths = model(torch.randn(1, T, 80), torch.tensor([T]))
-    assert log_probs.shape[1] == int(lengths[0]) == int(conv_out_lengths(torch.tensor([T]))[0])
-    assert int(lengths[0]) == -(-T // 4)  # ceil(T / 4)
+    assert log_probs.shape[1] == int(lengths[0]) == int(conv_out_lengths(torch.tensor([T]), subsampling)[0])
+    assert int(lengths[0]) == -(-T // subsampling)  # ceil(T / subsampling)
+
+
+def test_subsampling_choices_are_the_conv_strides():
+    """The config's choices of model.subsampling are the model's, and each is the product of its two strides."""
+    from asr.config import SUBSAMPLINGS
+    from asr.model import TIME_STRIDES
+
+    assert tuple(TIME_STRIDES) == SUBSAMPLINGS
+    assert all(a * b == s for s, (a, b) in TIME_STRIDES.items())
 
 
 def test_log_probs_normalized():
@@ -28,18 +38,18 @@ def test_log_probs_normalized():
     assert torch.allclose(lp.exp().sum(-1), torch.ones(2, 13), atol=1e-5)
 
 
-@pytest.mark.parametrize("cmn", [False, True])
+@pytest.mark.parametrize("cmn,subsampling", [(False, 4), (True, 4), (False, 3)])
 @pytest.mark.parametrize("short", [40, 37, 90, 99])
-def test_padding_does_not_change_outputs(cmn, short):
-    """An utterance decodes the same alone or padded in a batch, whatever its length modulo 4."""
-    model = make_model(utterance_cmn=cmn)
+def test_padding_does_not_change_outputs(cmn, subsampling, short):
+    """An utterance decodes the same alone or padded in a batch, whatever its length modulo 4 (or 3)."""
+    model = make_model(utterance_cmn=cmn, subsampling=subsampling)
     model.norm.set_stats(torch.full((80,), 0.5), torch.full((80,), 2.0))  # padding is nonzero once normalized
     a, b = torch.randn(1, short, 80), torch.randn(1, 100, 80)
     batch = torch.zeros(2, 100, 80)
     batch[0, :short], batch[1] = a[0], b[0]
     lp_batch, lens = model(batch, torch.tensor([short, 100]))
     lp_a, _ = model(a, torch.tensor([short]))
-    n = -(-short // 4)
+    n = -(-short // subsampling)
     assert int(lens[0]) == n == lp_a.shape[1]
     assert torch.allclose(lp_batch[0, :n], lp_a[0], atol=1e-5)
 

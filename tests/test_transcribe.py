@@ -135,18 +135,20 @@ def test_file_blocks_resample_as_the_whole_file(tmp_path, rate, channels):
 
 
 class LinearLocal(torch.nn.Module):
-    """A stand-in acoustic model: output frame j is a fixed random projection of feature frames 4j..4j+3."""
+    """A stand-in acoustic model: output frame j is a fixed random projection of feature frames sj..sj+s-1 (s: the
+    subsampling)."""
 
-    def __init__(self, n_mels: int = 80, vocab: int = len(TOK)):
+    def __init__(self, n_mels: int = 80, vocab: int = len(TOK), subsampling: int = 4):
         super().__init__()
-        self.proj = torch.nn.Linear(4 * n_mels, vocab)
+        self.s = subsampling
+        self.proj = torch.nn.Linear(subsampling * n_mels, vocab)
         torch.nn.init.normal_(self.proj.weight, generator=torch.Generator().manual_seed(0))
 
     def forward(self, feats, lengths):
         b, t, f = feats.shape
-        tp = int(conv_out_lengths(torch.tensor(t)))
-        x = F.pad(feats, (0, 0, 0, 4 * tp - t)).reshape(b, tp, 4 * f)  # (B, T, F) -> (B, T', 4F)
-        return self.proj(x).log_softmax(-1), conv_out_lengths(lengths)
+        tp = int(conv_out_lengths(torch.tensor(t), self.s))
+        x = F.pad(feats, (0, 0, 0, self.s * tp - t)).reshape(b, tp, self.s * f)  # (B, T, F) -> (B, T', sF)
+        return self.proj(x).log_softmax(-1), conv_out_lengths(lengths, self.s)
 
 
 class LocalTokens(torch.nn.Module):
@@ -170,14 +172,14 @@ def rec(tiny_model):
     return Recognizer(tiny_model, longform=LongFormConfig(window_s=3.0, context_s=1.0, threshold_s=2.0))
 
 
-@pytest.mark.parametrize("rate", [44100, 16000])
-def test_windows_stitch_to_the_single_pass(rec, tmp_path, rate):
+@pytest.mark.parametrize("rate,subsampling", [(44100, 4), (16000, 4), (16000, 3)])
+def test_windows_stitch_to_the_single_pass(rec, tmp_path, rate, subsampling):
     """With a model of short reach, the kept central parts equal one pass over the whole file, frame for frame."""
     path = write_signal(tmp_path / "long.wav", 20.5, rate, channels=2)
-    model = LinearLocal()
+    model = LinearLocal(subsampling=subsampling)
     single = model(rec.logmel(load_audio(path)).unsqueeze(0), torch.tensor([0]))[0][0]
     with FileSource(path, 16000) as src:
-        stitched = windowed_log_probs(model, rec.logmel, src, rec.longform)
+        stitched = windowed_log_probs(model, rec.logmel, src, rec.longform, subsampling=subsampling)
     assert stitched.shape == single.shape  # every frame once: none lost, none doubled
     assert torch.allclose(stitched, single, atol=1e-4), float((stitched - single).abs().max())
 
