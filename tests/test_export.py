@@ -83,3 +83,23 @@ def test_bpe_model_exports_with_its_tokenizer(tmp_path):
     exported, tok, cfg2 = load_exported(tmp_path / "m.onnx")
     assert tok.tokens == bpe.tokens and tok.encode("hello world") == bpe.encode("hello world")
     assert cfg2.model == cfg.model and max_abs_diff(model, exported, cfg.features.n_mels) < 1e-4
+
+
+def test_subsampling_3_exports_with_its_frame_rate(tmp_path):
+    """A /3 model (the main job's) exports with its setting: the checkpoint's log-probs, ceil(T / 3) frames, and
+    30 ms frames for the recognizer that loads the export."""
+    from asr.checkpoint import build_model
+    from asr.config import ModelConfig, TrainConfig
+    from asr.export import export_onnx, load_exported, max_abs_diff
+    from asr.io import atomic_write_bytes
+    from asr.text import CharTokenizer
+
+    cfg = TrainConfig(model=ModelConfig(conv_channels=4, hidden=16, layers=2, dropout=0.0, subsampling=3))
+    model = build_model(cfg, CharTokenizer()).eval()
+    path = tmp_path / "m.onnx"
+    atomic_write_bytes(path, export_onnx(model, cfg, CharTokenizer()))
+    exported, _, cfg2 = load_exported(path)
+    assert cfg2.model.subsampling == 3 and max_abs_diff(model, exported, cfg.features.n_mels) < 1e-4
+    feats, lens = example_inputs(cfg.features.n_mels, (211, 97))
+    assert run_exported("onnx", path, feats, lens)[1].tolist() == [71, 33]  # ceil(211 / 3), ceil(97 / 3)
+    assert Recognizer(path).frame_s == pytest.approx(0.03)
