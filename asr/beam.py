@@ -550,7 +550,9 @@ class BeamDecoder:
                 out.append([self._decode_in_pieces(x[b, :n])])
                 continue
             results = self._search_one(x[b], n)
-            out.append(self._distinct([self._hypothesis(r, n) for r in results], max(1, self.cfg.nbest)))
+            # flashlight returns its whole final beam (up to beam_size paths): turn only as many into hypotheses as
+            # it takes to find nbest distinct texts (one, by default), not every path (a Python loop over frames each)
+            out.append(self._distinct((self._hypothesis(r, n) for r in results), max(1, self.cfg.nbest)))
         return out
 
     def _with_added_sep(self, log_probs: torch.Tensor) -> torch.Tensor:
@@ -629,8 +631,9 @@ class BeamDecoder:
         return Hypothesis(text, tokens, frames, score)
 
     @staticmethod
-    def _distinct(hyps: list[Hypothesis], k: int) -> list[Hypothesis]:
-        """The first k hypotheses with different texts (paths that differ only in timing say the same)."""
+    def _distinct(hyps: Iterable[Hypothesis], k: int) -> list[Hypothesis]:
+        """The first k hypotheses with different texts (paths that differ only in timing say the same); reads
+        ``hyps`` (a generator) no further than that."""
         seen, out = set(), []
         for h in hyps:
             if h.text not in seen:

@@ -186,6 +186,23 @@ def test_nbest_distinct_and_sorted():
     assert hyps[0].score >= hyps[1].score >= hyps[2].score
 
 
+def test_only_the_paths_needed_become_hypotheses(monkeypatch):
+    """flashlight returns its whole final beam; only as many paths as it takes to find nbest distinct texts are turned
+    into hypotheses (a Python loop over the frames each: a quarter of the plain search's time on the main job's
+    log-probs), and the best text is the same."""
+    lp = emissions("cat", {1: {"a": 0.5, "o": 0.3, "u": 0.2}})
+    made = []
+    real = BeamDecoder._hypothesis
+    monkeypatch.setattr(BeamDecoder, "_hypothesis", lambda self, r, n: made.append(1) or real(self, r, n))
+    x = beam()._with_closing_frame(lp.unsqueeze(0), torch.tensor([lp.shape[0]]))[0]
+    assert len(beam()._search_one(x, lp.shape[0])) == 3  # the whole final beam: cat, cot, cut
+    assert [h.text for h in beam(nbest=1).decode_nbest(lp.unsqueeze(0), torch.tensor([lp.shape[0]]))[0]] == ["cat"]
+    assert len(made) == 1  # the other two paths were left alone
+    made.clear()
+    hyps = beam(nbest=3).decode_nbest(lp.unsqueeze(0), torch.tensor([lp.shape[0]]))[0]
+    assert [h.text for h in hyps] == ["cat", "cot", "cut"] and len(made) == 3
+
+
 def test_reweighted_shares_the_loaded_lm(lm):
     d = beam(lm=str(lm), lexicon_free=True)
     d2 = d.reweighted(lm_weight=0.0, word_score=1.0, oov_score=0.0)
