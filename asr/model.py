@@ -47,9 +47,9 @@ class ConvFront(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         x = zero_padding(x.unsqueeze(1), lengths, time_dim=2)  # (B, T, F) -> (B, 1, T, F)
-        x = self.conv[1](self.conv[0](x))  # (B, C, T/2, F/2) at the default subsampling 4
+        x = self.conv[1](self.conv[0](x))  # (B, C, T/s1, F/2), (s1, s2) = TIME_STRIDES[subsampling]: (2, 2) or (3, 1)
         x = zero_padding(x, conv_out_lengths(lengths, self.subsampling, convs=1), time_dim=2)
-        x = self.conv[3](self.conv[2](x))  # (B, C, T/4, F/4)
+        x = self.conv[3](self.conv[2](x))  # (B, C, T/(s1*s2), F/4): T/4 or T/3
         b, c, t, f = x.shape
         x = x.permute(0, 2, 1, 3).reshape(b, t, c * f)  # (B, C, T', F') -> (B, T', C*F')
         return self.proj(x)  # (B, T', out_dim)
