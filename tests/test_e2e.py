@@ -14,7 +14,7 @@ import soundfile as sf
 import torch
 
 import asr.train
-from asr.checkpoint import build_model, load_checkpoint, load_model
+from asr.checkpoint import build_model, describe, load_checkpoint, load_model
 from asr.cli import main
 from asr.config import compose, to_dataclass
 from asr.data import UtteranceDataset, WaveBatch
@@ -403,8 +403,6 @@ def test_subsampling_3_trains_and_transcribes_at_30_ms_frames(digit_manifests, t
     run = tmp_path / "run"
     train(compose(tiny_overrides(run, *digit_manifests, epochs=1) + ["model.subsampling=3"]))
     assert load_checkpoint(run / "last.pt")["config"]["model"]["subsampling"] == 3
-    from asr.checkpoint import describe
-
     assert "(3x fewer frames: 30 ms)" in describe(run / "last.pt")["model"]  # asr info
     rec = Recognizer(run / "last.pt")
     assert rec.frame_s == pytest.approx(0.03)
