@@ -44,7 +44,8 @@ from common import (FRAME_S, REPO, Context, build_bench_char_lm, build_bench_lm,
 
 ALPHA, BETA = 0.5, 1.5  # pyctcdecode's defaults: LM weight on natural-log scores, score per word
 # tools/tune_lm.py --search grid --lm-weights 1,1.5,2,2.5,3 --word-scores=-2,-1,0,1 on data/demo/dev-synth.jsonl
-# (120 utterances) with the 3 h x 7 main-job model and this benchmark's char 6-gram: 17.54 % dev WER at (2, 0), 2026-11-26
+# (120 utterances) with the 3 h x 7 main-job model and this benchmark's char 6-gram: 17.54 % dev WER at (2, 0),
+# 2026-11-26
 CHAR_LM_WEIGHT, CHAR_WORD_SCORE = 2.0, 0.0
 SUB_P = 0.06  # probability that a letter's peak goes to a wrong letter
 
