@@ -34,7 +34,8 @@ from asr.features import LogMel
 from asr.io import atomic_write_text
 from asr.manifest import read_manifest
 
-DEFAULT_LM_WEIGHTS = "0,0.25,0.5,0.75,1,1.5,2,2.5,3"  # multiplies log10 LM probabilities (character LMs: 2.5 on the demo)
+# multiplies log10 LM probabilities (character LMs: 2.5 on the demo)
+DEFAULT_LM_WEIGHTS = "0,0.25,0.5,0.75,1,1.5,2,2.5,3"
 DEFAULT_WORD_SCORES = "-2,-1,0,1,2,3"  # natural-log bonus per word
 
 
