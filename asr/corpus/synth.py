@@ -79,7 +79,7 @@ class SynthConfig:
     """What to synthesize. Every field except ``jobs`` changes the output."""
 
     # 6, not 3: at the main job's training compute, twice the speech seen half as often scores 35.1 % test WER
-    # instead of 40.8 % (README, "What limits the WER")
+    # instead of 40.8 % (recipes/demo/README.md, "What limits the WER")
     hours: float = 6.0  # total train audio, hours (generation stops once reached)
     dev_utts: int = 120  # utterances in dev-synth
     test_utts: int = 300  # utterances in test-synth
