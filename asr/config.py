@@ -40,7 +40,8 @@ class ModelConfig:
     conv_channels: int = 32  # channels of each of the two conv layers (stride 2 over mel bins)
     subsampling: int = 4  # feature frames per output frame: 4 (40 ms; the two convs stride 2 and 2 over time),
     #                       3 (30 ms; 3 and 1), 2 (20 ms; 2 and 1) or 6 (60 ms; 3 and 2). Character CTC needs an output
-    #                       frame per letter and one between repeated letters: fast speech needs 3 (recipes/demo/README.md)
+    #                       frame per letter and one between repeated letters: fast speech needs 3
+    #                       (recipes/demo/README.md)
     hidden: int = 256  # LSTM units per direction
     layers: int = 3  # bidirectional LSTM layers
     dropout: float = 0.1  # dropout between LSTM layers and before the output layer, probability

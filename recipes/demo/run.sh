@@ -19,8 +19,8 @@ data=${DATA:-data/demo} run=${RUN:-runs/demo}   # corpus and manifests; run dire
 asr synth-corpus --out "$data/corpus" ${HOURS:+--hours "$HOURS"} --seed 0
 asr prepare librispeech --root "$data/corpus" --subsets train-synth,dev-synth,test-synth --out "$data"
 # Where the CPU computes bf16 natively (AVX512-BF16 or AMX), bf16 autocast makes this model's training steps about
-# 1.3x faster (README, "Results of the main job"; recipes/demo/README.md); elsewhere bf16 would be emulated, slower than fp32. Overrides
-# given to this script come after, so they win.
+# 1.3x faster (README, "Results of the main job"; recipes/demo/README.md); elsewhere bf16 would be emulated, slower
+# than fp32. Overrides given to this script come after, so they win.
 fast=()
 if python3 -c 'import sys; from asr.precision import cpu_has_native_bf16; sys.exit(not cpu_has_native_bf16())'; then
   fast=(precision=bf16)
