@@ -203,6 +203,26 @@ def test_only_the_paths_needed_become_hypotheses(monkeypatch):
     assert [h.text for h in hyps] == ["cat", "cot", "cut"] and len(made) == 3
 
 
+
+@pytest.mark.parametrize("tokens", [None, 8])
+def test_plain_search_tries_only_the_tokens_token_prune_keeps(tokens):
+    """With token_prune, flashlight is asked to try no more tokens per frame than the utterance's fullest frame keeps
+    (three here: a, o, u within 5 nats of the best), never more than beam_size_token; the n best are those of the
+    search that tries them all, scores and frames included."""
+    g = torch.Generator().manual_seed(0)
+    lp = emissions("the cat sat", {5: {"a": 0.5, "o": 0.3, "u": 0.2}, 9: {"a": 0.6, "e": 0.4}})
+    lp = (lp + 0.5 * torch.randn(lp.shape, generator=g)).log_softmax(-1)  # noisy, but most tokens far below
+    fast, full = beam(beam_size_token=tokens, nbest=5), beam(beam_size_token=tokens, nbest=5)
+    full._search_for = lambda x, n: full._ctc  # every frame tries beam_size_token tokens (all when None)
+    lengths = torch.tensor([lp.shape[0]])
+    got, want = fast.decode_nbest(lp.unsqueeze(0), lengths)[0], full.decode_nbest(lp.unsqueeze(0), lengths)[0]
+    assert [(h.text, h.frames, h.score) for h in got] == [(h.text, h.frames, h.score) for h in want]
+    x = fast._with_closing_frame(fast._with_added_sep(lp.unsqueeze(0)), lengths)[0]
+    kept = int((x >= x.max(-1, keepdim=True).values - 5).sum(-1).max())
+    assert 1 < kept < (tokens or x.shape[-1]) and list(fast._by_tokens) == [kept]
+    unpruned = beam(beam_size_token=tokens, token_prune=None)
+    assert unpruned._search_for(x, lp.shape[0]) is unpruned._ctc  # without token_prune every frame may keep them all
+
 def test_reweighted_shares_the_loaded_lm(lm):
     d = beam(lm=str(lm), lexicon_free=True)
     d2 = d.reweighted(lm_weight=0.0, word_score=1.0, oov_score=0.0)
