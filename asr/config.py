@@ -118,7 +118,8 @@ class DecoderConfig:
     word_score: float = 0.0  # added per emitted word (character LM: word separator), natural-log units; > 0 favours
     #                          more words (beam)
     beam_size_token: Optional[int] = 8  # tokens tried per frame, best first (beam); None: all (with token_prune,
-    #                                     as fast as 8 on the demo model's outputs, the same WER; without it 2.8x slower)
+    #                                     as fast as 8 on the demo model's outputs, the same WER; without, 2.8x
+    #                                     slower)
     token_prune: Optional[float] = 5.0  # plain beam search (no LM, lexicon or hotwords) does not try tokens more
     #                                   than this below the frame's best one, natural-log units (pyctcdecode's
     #                                   token_min_logp: -5); the same WER, 1.35x faster on the demo model's outputs.
