@@ -366,7 +366,7 @@ class BeamDecoder:
         # a token far below its frame's best can still win with an LM, a lexicon or a hotword behind it
         plain = cfg.lm is None and self.lexicon is None and not self.hotwords
         self.token_prune = cfg.token_prune if plain else None
-        self._by_tokens: dict[int, object] = {}  # plain searches by tokens tried per frame (_search_one)
+        self._by_tokens: dict[int, object] = {}  # plain searches by tokens tried per frame (_search_for)
 
     def reweighted(self, **changes) -> "BeamDecoder":
         """This decoder with some DecoderConfig fields changed (lm_weight, word_score, beam_size, ...),

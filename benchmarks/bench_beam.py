@@ -133,11 +133,10 @@ def _time_interleaved(decoders: list, items, rounds: int) -> list[tuple[float, l
 
 
 def run(ctx: Context) -> dict:
-    result = {"name": "beam", "quick": ctx.quick, "machine": machine_info(), "load_before": load_snapshot(),
-              "threads": 1, "timing": "best of 3 rounds, ours and pyctcdecode in turns (1 round with --quick)",
-              "sources": []}
     beam = 8 if ctx.quick else 50
-    rounds = 1 if ctx.quick else 3  # timings: the best of 3 rounds, ours and pyctcdecode in turns
+    rounds = 1 if ctx.quick else 3
+    result = {"name": "beam", "quick": ctx.quick, "machine": machine_info(), "load_before": load_snapshot(),
+              "threads": 1, "timing": f"best of {rounds} round(s), ours and pyctcdecode in turns", "sources": []}
     arpa, lexicon, words = build_bench_lm(ctx.work, 300 if ctx.quick else 20000)
     char_arpa = build_bench_char_lm(ctx.work, 300 if ctx.quick else 20000)
     result.update({"beam_width": beam, "lm": f"3-gram, {arpa.stat().st_size // 1024} kB ARPA", "alpha": ALPHA,

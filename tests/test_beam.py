@@ -203,7 +203,6 @@ def test_only_the_paths_needed_become_hypotheses(monkeypatch):
     assert [h.text for h in hyps] == ["cat", "cot", "cut"] and len(made) == 3
 
 
-
 @pytest.mark.parametrize("tokens", [None, 8])
 def test_plain_search_tries_only_the_tokens_token_prune_keeps(tokens):
     """With token_prune, flashlight is asked to try no more tokens per frame than the utterance's fullest frame keeps
@@ -222,6 +221,7 @@ def test_plain_search_tries_only_the_tokens_token_prune_keeps(tokens):
     assert 1 < kept < (tokens or x.shape[-1]) and list(fast._by_tokens) == [kept]
     unpruned = beam(beam_size_token=tokens, token_prune=None)
     assert unpruned._search_for(x, lp.shape[0]) is unpruned._ctc  # without token_prune every frame may keep them all
+
 
 def test_reweighted_shares_the_loaded_lm(lm):
     d = beam(lm=str(lm), lexicon_free=True)
