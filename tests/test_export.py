@@ -6,9 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from asr.checkpoint import load_model
+from asr.checkpoint import build_model, load_model
 from asr.cli import main
-from asr.export import example_inputs, exportable
+from asr.config import ModelConfig, TrainConfig
+from asr.export import example_inputs, export_onnx, exportable, load_exported, max_abs_diff
+from asr.io import atomic_write_bytes
+from asr.text import CharTokenizer, train_bpe
 from asr.transcribe import Recognizer
 
 ort = pytest.importorskip("onnxruntime")
@@ -70,12 +73,6 @@ def test_export_errors(tiny_model, tmp_path, capsys):
 
 def test_bpe_model_exports_with_its_tokenizer(tmp_path):
     pytest.importorskip("sentencepiece")
-    from asr.checkpoint import build_model
-    from asr.config import ModelConfig, TrainConfig
-    from asr.export import export_onnx, load_exported, max_abs_diff
-    from asr.io import atomic_write_bytes
-    from asr.text import train_bpe
-
     bpe = train_bpe(["hello world", "say hello to the world"] * 20, 40, tmp_path / "bpe.model")
     cfg = TrainConfig(model=ModelConfig(conv_channels=4, hidden=16, layers=2, dropout=0.0))
     model = build_model(cfg, bpe).eval()
@@ -88,12 +85,6 @@ def test_bpe_model_exports_with_its_tokenizer(tmp_path):
 def test_subsampling_3_exports_with_its_frame_rate(tmp_path):
     """A /3 model (the main job's) exports with its setting: the checkpoint's log-probs, ceil(T / 3) frames, and
     30 ms frames for the recognizer that loads the export."""
-    from asr.checkpoint import build_model
-    from asr.config import ModelConfig, TrainConfig
-    from asr.export import export_onnx, load_exported, max_abs_diff
-    from asr.io import atomic_write_bytes
-    from asr.text import CharTokenizer
-
     cfg = TrainConfig(model=ModelConfig(conv_channels=4, hidden=16, layers=2, dropout=0.0, subsampling=3))
     model = build_model(cfg, CharTokenizer()).eval()
     path = tmp_path / "m.onnx"
