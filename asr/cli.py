@@ -1,7 +1,8 @@
 """The ``asr`` command: synth-corpus, download, synth-digits, synth-noise, prepare, stats, bpe, train, average,
 info, eval, transcribe, lm, export, serve.
 
-User errors print one line, ``error: ...``, and exit with status 2; no traceback.
+User errors, and failed reads and writes of a named file or a full disk, print one line, ``error: ...``, and exit
+with status 2; no traceback.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from asr.errors import UserError
+from asr.errors import UserError, os_error_message
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,6 +25,12 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args, extra) or 0
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a path that cannot be read or written, a full disk: the user's to fix, in one line
+        message = os_error_message(e)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -257,7 +264,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--checkpoints", type=Path, nargs="+", default=None, help="or these checkpoint files")
     s.add_argument("--out", type=Path, default=None, help="output checkpoint (default RUN_DIR/avg.pt)")
     s.set_defaults(func=cmd_average)
+    _no_abbreviations(p)
     return p
+
+
+def _no_abbreviations(parser: argparse.ArgumentParser) -> None:
+    """Options must be spelled out, in every sub-command: otherwise ``transcribe --out F`` would be read as
+    ``--out-dir F`` (subtitles only) and quietly write nothing there."""
+    parser.allow_abbrev = False
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _no_abbreviations(child)
 
 
 def _device_arg(s: argparse.ArgumentParser) -> None:
@@ -529,7 +547,7 @@ def cmd_lm_build(args, _extra) -> int:
 
     if args.lexicon and args.unit == "char":
         raise UserError("--lexicon lists an LM's words; a character LM has none (drop --lexicon, or use --unit word)")
-    order = args.order or (3 if args.unit == "word" else MAX_ORDER)
+    order = args.order if args.order is not None else (3 if args.unit == "word" else MAX_ORDER)
     res = build_lm(args.text, order, args.out, binary=args.binary, backend=args.backend, unit=args.unit)
     t = res.text
     dropped = "".join(sorted(t.dropped))
@@ -552,6 +570,9 @@ def cmd_transcribe(args, _extra) -> int:
     items = find_audio(args.files, args.list)
     if args.plot and len(items) != 1:
         raise UserError(f"--plot draws one file; {len(items)} given")
+    if args.out_dir is not None and args.format not in SUBTITLES:
+        raise UserError(f"--out-dir is for --format srt/vtt files; --format {args.format} prints to stdout "
+                        f"(redirect it: > FILE)")
     to_files = args.format in SUBTITLES and (len(items) > 1 or args.out_dir is not None)
     outs = [subtitle_path(p, root, args.format, args.out_dir) for p, root in items] if to_files else []
     if len(set(outs)) < len(outs):
