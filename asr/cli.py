@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from asr.errors import UserError, os_error_message
+from asr.errors import UserError, os_error_message, user_message
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args, extra) or 0
     except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {user_message(e)}", file=sys.stderr)
         return 2
     except OSError as e:  # a path that cannot be read or written, a full disk: the user's to fix, in one line
         message = os_error_message(e)

@@ -13,6 +13,17 @@ class UserError(Exception):
     """
 
 
+def user_message(e: UserError) -> str:
+    """The message of ``e``; for one raised in a DataLoader worker, which PyTorch re-raises in the main process with
+    the worker's traceback in its message ("Caught UserError in DataLoader worker process 1. Original Traceback
+    ..."), the original message alone."""
+    text = str(e)
+    if "\nOriginal Traceback" not in text:
+        return text
+    last = [line for line in text.splitlines() if line.strip()][-1]
+    return last.split(f"{UserError.__module__}.{UserError.__name__}: ", 1)[-1]
+
+
 _ADVICE = {  # errno -> what to do about it
     errno.ENOENT: "check the path (the folder it goes in must exist)",
     errno.EACCES: "choose a path you may use, or change its permissions",

@@ -4,10 +4,11 @@ OSError that names no file is a bug and keeps its traceback."""
 import errno
 
 import pytest
+import torch
 
 import asr.cli
 from asr.cli import main
-from asr.errors import os_error_message
+from asr.errors import UserError, os_error_message, user_message
 
 
 def test_output_under_a_file_is_one_line(tmp_path, capsys):
@@ -88,3 +89,21 @@ def _a_wav(tmp_path):
     path = tmp_path / "a.wav"
     sf.write(path, (0.1 * np.sin(np.arange(8000) / 5)).astype("float32"), 16000)
     return path
+
+
+class _Unreadable(torch.utils.data.Dataset):
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, i):
+        raise UserError("x.flac: cannot read audio")
+
+
+def test_user_error_from_a_loader_worker_is_its_own_line():
+    """PyTorch re-raises a worker's exception with the worker's traceback in its message: the CLI shows the line."""
+    loader = torch.utils.data.DataLoader(_Unreadable(), num_workers=1)
+    with pytest.raises(UserError) as e:
+        next(iter(loader))
+    assert "Traceback" in str(e.value)
+    assert user_message(e.value) == "x.flac: cannot read audio"
+    assert user_message(UserError("plain")) == "plain"
