@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--hours", type=float, default=None, help="hours of training audio (default from SynthConfig)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--jobs", type=int, default=None, help="parallel espeak-ng processes")
+    s.add_argument("--made-up-voices", type=int, default=None,
+                   help="also speak training sentences with N voice variants bred from the training variants "
+                        "(default from SynthConfig)")
     s.set_defaults(func=cmd_synth)
 
     s = sub.add_parser("download", help="download and extract a corpus (resumable, checksum-verified)")
@@ -352,6 +355,8 @@ def cmd_synth(args, _extra) -> int:
         cfg = replace(cfg, hours=args.hours)
     if args.jobs is not None:
         cfg = replace(cfg, jobs=args.jobs)
+    if args.made_up_voices is not None:
+        cfg = replace(cfg, made_up_voices=args.made_up_voices)
     summary = synth_corpus(args.out, cfg)
     print(json.dumps(summary, indent=1, default=str))
     return 0

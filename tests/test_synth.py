@@ -285,7 +285,7 @@ def test_other_config_over_existing_corpus_is_refused(tiny):
 @needs_espeak
 def test_interrupted_run_resumes(tmp_path, tiny):
     root = tmp_path / "LibriSpeech"
-    shutil.copytree(tiny, root)
+    shutil.copytree(tiny, root, symlinks=True)
     # Simulate a crash: completion marker and some files never written.
     (root / synth.COMPLETE_MARKER).unlink()
     (root / synth.STARTED_MARKER).write_text(json.dumps({"config": TINY.identity()}))
@@ -312,3 +312,21 @@ def test_librispeech_reader_accepts_it(tiny):
     librispeech = pytest.importorskip("asr.corpus.librispeech")
     utts, problems = librispeech.read_subset(tiny / "test-synth", strict=True, progress=False)
     assert not problems and len(utts) == TINY.test_utts
+
+
+@needs_espeak
+def test_made_up_voices_speak_in_training_only_and_leave_dev_and_test_as_they_were(tiny, tmp_path):
+    assert TINY.made_up_voices > 0
+    rows = [ln.split("\t") for ln in (tiny / synth.SPEAKERS_FILE).read_text().splitlines()[1:]]
+    made = {r[2] for r in rows if r[2].startswith("madeup")}
+    assert made and all(r[3] == "train-synth" for r in rows if r[2] in made)
+    marker = json.loads((tiny / synth.COMPLETE_MARKER).read_text())
+    assert marker["voices"]["made_up"] == [f"madeup{i:03d}" for i in range(1, TINY.made_up_voices + 1)]
+    synth.synth_corpus(tmp_path, dataclasses.replace(TINY, made_up_voices=0), progress=False)
+    other = tmp_path / "LibriSpeech"
+    assert "madeup" not in (other / synth.SPEAKERS_FILE).read_text()
+    for subset in ("dev-synth", "test-synth"):
+        assert _transcripts(other)[subset] == _transcripts(tiny)[subset]
+        for path in (tiny / subset).rglob("*.flac"):
+            assert (other / path.relative_to(tiny)).read_bytes() == path.read_bytes()
+    assert _transcripts(other)["train-synth"] != _transcripts(tiny)["train-synth"]

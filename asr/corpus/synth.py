@@ -54,6 +54,7 @@ import soundfile as sf
 from asr.audio import resampler
 from asr.corpus import espeak_lib
 from asr.corpus.sentences import normalize, sentence_stream
+from asr.corpus.voicegen import MAX_VARIANTS
 from asr.errors import UserError
 from asr.io import atomic_write_bytes, atomic_write_text
 
@@ -99,6 +100,10 @@ class SynthConfig:
     # variant file names never used: whispered (unvoiced) voices, unintelligible to a model
     # trained on voiced speech, would make the WER mostly a measure of the voice draw
     exclude_variants: tuple[str, ...] = ("caleb", "whisper", "whisperf")
+    # 24: the main job's test WER 21.35 / 20.20 % with training seeds 0 / 1 against 22.10 / 22.77 % without; 72
+    # (half the training speech) 23.66 % (recipes/demo/README.md, "Made-up voices")
+    made_up_voices: int = 24  # voice variants bred from the training variants' settings (asr.corpus.voicegen), which
+    #                           speak in training only, beside the training variants; 0: none
 
     def validate(self) -> None:
         """Raise UserError on values espeak or the layout cannot honour."""
@@ -118,6 +123,8 @@ class SynthConfig:
             problems.append(f"sample_rate must be >= 8000 Hz (got {self.sample_rate})")
         if self.test_variants < 1 or self.dev_variants < 1:
             problems.append("test_variants and dev_variants must be >= 1")
+        if not 0 <= self.made_up_voices <= MAX_VARIANTS:  # espeak-ng's voice list; speaker ids stay below 1000
+            problems.append(f"made_up_voices must be 0..{MAX_VARIANTS} (got {self.made_up_voices})")
         if self.utts_per_chapter < 1 or self.max_silence < 0:
             problems.append("utts_per_chapter must be >= 1 and max_silence >= 0")
         if problems:
@@ -128,6 +135,8 @@ class SynthConfig:
         d = dataclasses.asdict(self)
         d.pop("jobs")
         d["exclude_variants"] = list(d["exclude_variants"])
+        if not d["made_up_voices"]:  # absent: corpora made before the field existed stay valid
+            del d["made_up_voices"]
         d["generator_version"] = GENERATOR_VERSION
         return d
 
@@ -146,9 +155,11 @@ def espeak_binary() -> str:
     return path
 
 
-def espeak_wav(voice: str, text: str, speed: int = 175, pitch: int = 50) -> bytes:
-    """Run espeak-ng once; return the WAV bytes it writes to stdout."""
-    cmd = [espeak_binary(), "-v", voice, "-s", str(speed), "-p", str(pitch), "--stdout", text]
+def espeak_wav(voice: str, text: str, speed: int = 175, pitch: int = 50, path: str | None = None) -> bytes:
+    """Run espeak-ng once; return the WAV bytes it writes to stdout (``path``: its data folder; None: the
+    system's)."""
+    cmd = [espeak_binary(), *([f"--path={path}"] if path else []), "-v", voice, "-s", str(speed), "-p", str(pitch),
+           "--stdout", text]
     proc = subprocess.run(cmd, capture_output=True, check=False)
     if proc.returncode != 0 or len(proc.stdout) <= 44:  # 44 bytes: a WAV header and no audio
         err = proc.stderr.decode(errors="replace").strip()
@@ -156,16 +167,18 @@ def espeak_wav(voice: str, text: str, speed: int = 175, pitch: int = 50) -> byte
     return proc.stdout
 
 
-def espeak_samples(voice: str, text: str, speed: int = 175, pitch: int = 50) -> tuple[np.ndarray, int]:
+def espeak_samples(voice: str, text: str, speed: int = 175, pitch: int = 50, path: str | None = None
+                   ) -> tuple[np.ndarray, int]:
     """Float32 mono samples and rate of ``text`` in ``voice``: from espeak-ng's library in this process where it
-    can be loaded (``asr.corpus.espeak_lib``: the same samples, 1.7x faster), else from the program."""
+    can be loaded (``asr.corpus.espeak_lib``: the same samples, 1.7x faster), else from the program. ``path``:
+    the espeak-ng-data folder (made-up voices: ``asr.corpus.voicegen``); None: the system's."""
     if espeak_lib.available():
         try:
-            samples, rate = espeak_lib.speak(voice, text, speed, pitch)
+            samples, rate = espeak_lib.speak(voice, text, speed, pitch, path)
         except RuntimeError as e:
             raise UserError(f"espeak-ng failed for voice {voice!r}: {e}") from None
         return samples.astype(np.float32) / 32768, rate  # as soundfile reads the program's 16-bit WAV
-    return read_wav(espeak_wav(voice, text, speed, pitch))
+    return read_wav(espeak_wav(voice, text, speed, pitch, path))
 
 
 def read_wav(data: bytes) -> tuple[np.ndarray, int]:
@@ -397,6 +410,7 @@ class Job:
     pitch: int  # 0-99
     sample_rate: int  # Hz
     max_silence: float  # seconds
+    espeak_path: str | None = None  # espeak-ng-data folder with the made-up variants; None: the system's
 
 
 def trim_silence(samples: np.ndarray, rate: int, keep: float) -> np.ndarray:
@@ -416,7 +430,10 @@ def render(job: Job) -> float:
         return info.frames / info.samplerate
     import torch
 
-    samples, rate = espeak_samples(job.voice, job.text, job.speed, job.pitch)
+    if job.espeak_path:  # a made-up voice
+        samples, rate = made_up_samples(job)
+    else:
+        samples, rate = espeak_samples(job.voice, job.text, job.speed, job.pitch)
     samples = trim_silence(samples, rate, job.max_silence)
     with torch.inference_mode():
         audio = resampler(rate, job.sample_rate)(torch.from_numpy(np.ascontiguousarray(samples))).numpy()
@@ -458,10 +475,12 @@ def _executor(jobs: int) -> Executor:
     return ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init)
 
 
-def _render_all(pool: Executor, root: Path, utts: Sequence[Utt], cfg: SynthConfig, bar) -> list[float]:
+def _render_all(pool: Executor, root: Path, utts: Sequence[Utt], cfg: SynthConfig, bar,
+                made_up: MadeUp | None = None) -> list[float]:
     """Render ``utts`` on ``pool`` in order; advance the tqdm ``bar`` by audio seconds."""
     jobs = [Job(str(root / u.relpath()), f"{u.accent}+{u.variant}", u.text, u.speed, u.pitch,
-                cfg.sample_rate, cfg.max_silence) for u in utts]
+                cfg.sample_rate, cfg.max_silence, made_up.path if made_up and u.variant in made_up.names else None)
+            for u in utts]
     durations = []
     for seconds in pool.map(render, jobs, chunksize=8):
         durations.append(seconds)
@@ -577,7 +596,7 @@ def plan_held_out(cfg: SynthConfig, voices: Voices, groups: dict[str, tuple[str,
     return plans
 
 
-def _synth_train(pool: Executor, root: Path, cfg: SynthConfig, plan: Iterator[Utt], bar
+def _synth_train(pool: Executor, root: Path, cfg: SynthConfig, plan: Iterator[Utt], bar, made_up: MadeUp | None
                  ) -> tuple[list[Utt], list[float]]:
     """Render train utterances from ``plan`` until their audio reaches ``cfg.hours``.
 
@@ -597,13 +616,44 @@ def _synth_train(pool: Executor, root: Path, cfg: SynthConfig, plan: Iterator[Ut
         while not batch or estimated * calib < need:
             batch.append(next(plan))
             estimated += estimate_seconds(batch[-1])
-        got = _render_all(pool, root, batch, cfg, bar)
+        got = _render_all(pool, root, batch, cfg, bar, made_up)
         calib, aim = sum(got) / estimated, 1.0
         utts += batch
         durations += got
     return utts, durations
 
 
+@dataclass(frozen=True)
+class MadeUp:
+    """The made-up training variants (``SynthConfig.made_up_voices``) and the espeak-ng-data folder that has them."""
+
+    names: tuple[str, ...]  # variant file names
+    path: str  # espeak-ng-data folder: the system's, plus these variants
+
+
+def _made_up_voices(root: Path, cfg: SynthConfig, voices: Voices, parents: Sequence[str]) -> MadeUp | None:
+    if not cfg.made_up_voices:
+        return None
+    from asr.corpus import voicegen
+
+    names, data = voicegen.make_voices(root / MADE_UP_DIR, Path(voices.data_dir), parents, cfg.made_up_voices,
+                                       cfg.seed)
+    return MadeUp(names, str(data))
+
+
+def made_up_samples(job: Job) -> tuple[np.ndarray, int]:
+    """Samples of a made-up voice's job, from the program: some settings make espeak-ng crash on some sentences
+    (a segmentation fault, which in this process would end the corpus), and a crash is then the program's alone.
+    Such an utterance is spoken by its accent's own voice instead (as deterministic as the rest)."""
+    try:
+        return read_wav(espeak_wav(job.voice, job.text, job.speed, job.pitch, job.espeak_path))
+    except UserError as e:
+        accent = job.voice.split("+", 1)[0]
+        print(f"warning: {e}; {Path(job.path).name} is spoken by {accent} instead", file=sys.stderr)
+        return espeak_samples(accent, job.text, job.speed, job.pitch)
+
+
+MADE_UP_DIR = ".made-up-voices"  # below OUT/LibriSpeech: the private espeak-ng-data with the made-up variants
 _BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s of audio [{elapsed}<{remaining}]"
 
 
@@ -637,8 +687,11 @@ def synth_corpus(out_dir: Path, cfg: SynthConfig, progress: bool = True) -> dict
                                            bar_format=_BAR_FORMAT) as bar:
         for split in ("test", "dev"):
             durations[split] = _render_all(pool, root, plans[split], cfg, bar)
-        train_plan = plan_split("train", cfg, voices, groups["train"], exclude)
-        plans["train"], durations["train"] = _synth_train(pool, root, cfg, train_plan, bar)
+        made_up = _made_up_voices(root, cfg, voices, groups["train"])
+        train_voices = dataclasses.replace(voices, variants=voices.variants + made_up.names) if made_up else voices
+        train_plan = plan_split("train", cfg, train_voices, groups["train"] + (made_up.names if made_up else ()),
+                                exclude)
+        plans["train"], durations["train"] = _synth_train(pool, root, cfg, train_plan, bar, made_up)
         bar.total = bar.n  # the total was an estimate; end at 100%
 
     all_utts = [u for split in SPLITS for u in plans[split]]
@@ -647,7 +700,8 @@ def synth_corpus(out_dir: Path, cfg: SynthConfig, progress: bool = True) -> dict
     _write_speakers(root, all_utts)
     summary = _summary(root, plans, durations, voices, time.monotonic() - start)
     marker = {"config": cfg.identity(), "summary": summary,
-              "voices": {"accents": list(voices.accents), "variants": {s: list(groups[s]) for s in SPLITS}}}
+              "voices": {"accents": list(voices.accents), "variants": {s: list(groups[s]) for s in SPLITS},
+                         "made_up": list(made_up.names) if made_up else []}}
     atomic_write_text(root / COMPLETE_MARKER, json.dumps(marker, indent=1) + "\n")
     (root / STARTED_MARKER).unlink(missing_ok=True)
     if progress:
