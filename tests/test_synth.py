@@ -316,15 +316,17 @@ def test_librispeech_reader_accepts_it(tiny):
 
 @needs_espeak
 def test_made_up_voices_speak_in_training_only_and_leave_dev_and_test_as_they_were(tiny, tmp_path):
-    assert TINY.made_up_voices > 0
-    rows = [ln.split("\t") for ln in (tiny / synth.SPEAKERS_FILE).read_text().splitlines()[1:]]
+    assert TINY.made_up_voices == 0
+    cfg = dataclasses.replace(TINY, made_up_voices=30)  # many: the tiny corpus's dozen train utterances meet some
+    synth.synth_corpus(tmp_path, cfg, progress=False)
+    other = tmp_path / "LibriSpeech"
+    rows = [ln.split("\t") for ln in (other / synth.SPEAKERS_FILE).read_text().splitlines()[1:]]
     made = {r[2] for r in rows if r[2].startswith("madeup")}
     assert made and all(r[3] == "train-synth" for r in rows if r[2] in made)
-    marker = json.loads((tiny / synth.COMPLETE_MARKER).read_text())
-    assert marker["voices"]["made_up"] == [f"madeup{i:03d}" for i in range(1, TINY.made_up_voices + 1)]
-    synth.synth_corpus(tmp_path, dataclasses.replace(TINY, made_up_voices=0), progress=False)
-    other = tmp_path / "LibriSpeech"
-    assert "madeup" not in (other / synth.SPEAKERS_FILE).read_text()
+    marker = json.loads((other / synth.COMPLETE_MARKER).read_text())
+    assert marker["config"] == cfg.identity() and marker["voices"]["made_up"] == [f"madeup{i:03d}" for i in
+                                                                                  range(1, 31)]
+    assert "madeup" not in (tiny / synth.SPEAKERS_FILE).read_text()
     for subset in ("dev-synth", "test-synth"):
         assert _transcripts(other)[subset] == _transcripts(tiny)[subset]
         for path in (tiny / subset).rglob("*.flac"):
