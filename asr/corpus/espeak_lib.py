@@ -78,10 +78,9 @@ def available() -> bool:
     return _image() is not None
 
 
-def speak(voice: str, text: str, speed: int, pitch: int, path: str | None = None) -> tuple[np.ndarray, int]:
+def speak(voice: str, text: str, speed: int, pitch: int) -> tuple[np.ndarray, int]:
     """(int16 samples, sample rate) of ``text``: what ``espeak-ng -v VOICE -s SPEED -p PITCH --stdout TEXT``
-    writes (with ``--path PATH``: an espeak-ng-data folder, or the folder that holds one; None: the system's).
-    Raises RuntimeError when espeak-ng fails (no data folder, unknown voice, no audio)."""
+    writes. Raises RuntimeError when espeak-ng fails (no data folder, unknown voice, no audio)."""
     fd = _image()
     if fd is None:
         raise RuntimeError("libespeak-ng is not available here")
@@ -97,7 +96,7 @@ def speak(voice: str, text: str, speed: int, pitch: int, path: str | None = None
         lib = ctypes.CDLL(f"/proc/self/fd/{fd}", mode=os.RTLD_LOCAL)  # a fresh copy, fresh static state
         try:
             _libc().srand(1)  # rand() as a new process starts with it (glibc's default seed)
-            rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, path.encode() if path else None, 0)
+            rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, None, 0)
             if rate <= 0:
                 raise RuntimeError("espeak_Initialize failed: espeak-ng-data not found")
             try:

@@ -167,18 +167,16 @@ def espeak_wav(voice: str, text: str, speed: int = 175, pitch: int = 50, path: s
     return proc.stdout
 
 
-def espeak_samples(voice: str, text: str, speed: int = 175, pitch: int = 50, path: str | None = None
-                   ) -> tuple[np.ndarray, int]:
+def espeak_samples(voice: str, text: str, speed: int = 175, pitch: int = 50) -> tuple[np.ndarray, int]:
     """Float32 mono samples and rate of ``text`` in ``voice``: from espeak-ng's library in this process where it
-    can be loaded (``asr.corpus.espeak_lib``: the same samples, 1.7x faster), else from the program. ``path``:
-    the espeak-ng-data folder (made-up voices: ``asr.corpus.voicegen``); None: the system's."""
+    can be loaded (``asr.corpus.espeak_lib``: the same samples, 1.7x faster), else from the program."""
     if espeak_lib.available():
         try:
-            samples, rate = espeak_lib.speak(voice, text, speed, pitch, path)
+            samples, rate = espeak_lib.speak(voice, text, speed, pitch)
         except RuntimeError as e:
             raise UserError(f"espeak-ng failed for voice {voice!r}: {e}") from None
         return samples.astype(np.float32) / 32768, rate  # as soundfile reads the program's 16-bit WAV
-    return read_wav(espeak_wav(voice, text, speed, pitch, path))
+    return read_wav(espeak_wav(voice, text, speed, pitch))
 
 
 def read_wav(data: bytes) -> tuple[np.ndarray, int]:

@@ -12,8 +12,8 @@ espeak-ng reads variants from its data folder, so the made-up ones live in a pri
 links to everything in the system's ``espeak-ng-data`` but the voices, then of its voices only the English
 family's (``lang/gmw``), and ``voices/!v`` with the made-up files alone. espeak-ng lists every voice file of its
 data folder when it selects a voice, and crashes once there are more than 349 (its ``N_VOICES_LIST``; the
-system's folder holds 322, the mbrola ones included). Speaking with ``path=`` that folder is otherwise the
-system's espeak-ng.
+system's folder holds 322, the mbrola ones included). espeak-ng with ``--path`` that folder is otherwise the
+system's.
 """
 
 from __future__ import annotations
@@ -89,11 +89,12 @@ def _mutate(key: str, lines: list[list[str]], rng: random.Random, freq_range: di
     return lines
 
 
-def made_up_variant(name: str, parents: Sequence[dict[str, list[list[str]]]], rng: random.Random) -> str:
+def made_up_variant(name: str, parents: Sequence[dict[str, list[list[str]]]], rng: random.Random,
+                    freq_range: dict[str, tuple[int, int]]) -> str:
     """The text of one new variant file: each settings group from a random parent (absent there: espeak's
-    default), formants, pitch and echo mutated."""
+    default), formants (frequencies within ``freq_range``, the parents' ``_formant_range``), pitch and echo
+    mutated."""
     lines = ["language variant", f"name {name}"]
-    freq_range = _formant_range(parents)
     for group in GROUPS:
         parent = rng.choice(parents)
         for key in group:
@@ -113,8 +114,9 @@ def make_voices(out: Path, system_data: Path, parents: Sequence[str], n: int, se
     rng = random.Random(f"asr-made-up-voices-{seed}")
     data = private_data(out, system_data)
     names = tuple(f"{PREFIX}{i:03d}" for i in range(1, n + 1))
+    freq_range = _formant_range(parsed)
     for name in names:
-        path, text = data / "voices" / "!v" / name, made_up_variant(name, parsed, rng)
+        path, text = data / "voices" / "!v" / name, made_up_variant(name, parsed, rng, freq_range)
         if not path.is_file() or path.read_text(encoding="utf-8") != text:
             atomic_write_text(path, text)
     return names, data
