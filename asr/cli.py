@@ -466,6 +466,7 @@ def cmd_train(args, overrides) -> int:
 
 def cmd_eval(args, _extra) -> int:
     from asr.checkpoint import load_model
+    from asr.io import check_can_create
     from asr.decode import build_decoder
     from asr.dist import pick_device
     from asr.features import LogMel
@@ -486,6 +487,8 @@ def cmd_eval(args, _extra) -> int:
         raise UserError("--snr is for --noise DIR (a folder of noise recordings); give one")
     if args.noise_seed != 0 and args.noise is None and args.rir is None:
         raise UserError("--noise-seed is for --noise DIR or --rir DIR; give one")
+    if args.report is not None:  # a folder it cannot go in fails now, not after the decoding
+        check_can_create(args.report.parent, f"--report {args.report}")
     device = pick_device(args.device)
     model, tok, cfg = load_model(args.model, device)
     amp = autocast_dtype(args.precision, device)  # None (fp32) or bf16: the model under autocast

@@ -65,3 +65,17 @@ def _fsync_dir(directory: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def check_can_create(folder: str | os.PathLike, what: str) -> None:
+    """Raise UserError unless ``folder`` is a folder or could be made as one: where its nearest existing ancestor is
+    a file or cannot be written to. Creates nothing, so a run that fails later leaves no trace. ``what`` names it in
+    the message (e.g. ``run_dir=runs/x``)."""
+    from asr.errors import UserError
+
+    path = Path(folder).absolute()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise UserError(f"{what}: {existing} is a file, so no folder can go there; choose another path")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"{what}: {existing} is not writable here; choose another path or change its permissions")

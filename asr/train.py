@@ -30,7 +30,7 @@ from asr.decode import GreedyDecoder
 from asr.errors import UserError
 from asr.evaluate import evaluate
 from asr.features import LogMel
-from asr.io import atomic_write_text
+from asr.io import atomic_write_text, check_can_create
 from asr.manifest import read_manifest
 from asr.metrics_log import MetricsLog, tensorboard_writer
 from asr.model import conv_out_lengths
@@ -109,6 +109,7 @@ def _check_inputs(cfg: TrainConfig) -> None:
                             f"'asr prepare' or set data.{key}=PATH")
     if cfg.tensorboard:
         tensorboard_writer()  # raises UserError when the package is missing
+    check_can_create(cfg.run_dir, f"run_dir={cfg.run_dir}")  # now, not after the features are computed
 
 
 def _datasets(cfg: TrainConfig, tok: CharTokenizer, device: torch.device, rank: int, world: int

@@ -107,3 +107,28 @@ def test_user_error_from_a_loader_worker_is_its_own_line():
     assert "Traceback" in str(e.value)
     assert user_message(e.value) == "x.flac: cannot read audio"
     assert user_message(UserError("plain")) == "plain"
+
+
+def test_eval_report_that_cannot_be_written_fails_before_decoding(tiny_model, digit_manifests, tmp_path, capsys,
+                                                                  monkeypatch):
+    import asr.evaluate
+
+    monkeypatch.setattr(asr.evaluate, "evaluate", lambda *a, **k: pytest.fail("decoded before the report failed"))
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    argv = ["eval", "--model", str(tiny_model), "--manifest", str(digit_manifests[1]),
+            "--report", str(blocker / "r.jsonl")]
+    assert main(argv) == 2
+    assert capsys.readouterr().err.startswith(f"error: --report {blocker / 'r.jsonl'}: {blocker} is a file")
+
+
+def test_train_run_dir_that_cannot_be_made_fails_before_features(digit_manifests, tmp_path, capsys, monkeypatch):
+    import asr.train
+
+    monkeypatch.setattr(asr.train, "_datasets", lambda *a, **k: pytest.fail("features computed first"))
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    train, dev = digit_manifests
+    argv = ["train", f"run_dir={blocker / 'run'}", f"data.train_manifest={train}", f"data.dev_manifest={dev}"]
+    assert main(argv) == 2
+    assert capsys.readouterr().err.startswith(f"error: run_dir={blocker / 'run'}: {blocker} is a file")
