@@ -594,7 +594,7 @@ def plan_held_out(cfg: SynthConfig, voices: Voices, groups: dict[str, tuple[str,
     return plans
 
 
-def _synth_train(pool: Executor, root: Path, cfg: SynthConfig, plan: Iterator[Utt], bar, made_up: MadeUp | None
+def _synth_train(pool: Executor, root: Path, cfg: SynthConfig, plan: Iterator[Utt], bar, made_up: MadeUp
                  ) -> tuple[list[Utt], list[float]]:
     """Render train utterances from ``plan`` until their audio reaches ``cfg.hours``.
 
@@ -626,12 +626,13 @@ class MadeUp:
     """The made-up training variants (``SynthConfig.made_up_voices``) and the espeak-ng-data folder that has them."""
 
     names: tuple[str, ...]  # variant file names
-    path: str  # espeak-ng-data folder: the system's, plus these variants
+    path: str  # espeak-ng-data folder: the system's, plus these variants ("" without any)
 
 
-def _made_up_voices(root: Path, cfg: SynthConfig, voices: Voices, parents: Sequence[str]) -> MadeUp | None:
+def _made_up_voices(root: Path, cfg: SynthConfig, voices: Voices, parents: Sequence[str]) -> MadeUp:
+    """``cfg.made_up_voices`` variants bred from ``parents`` (none, and no data folder, for 0)."""
     if not cfg.made_up_voices:
-        return None
+        return MadeUp((), "")
     from asr.corpus import voicegen
 
     names, data = voicegen.make_voices(root / MADE_UP_DIR, Path(voices.data_dir), parents, cfg.made_up_voices,
@@ -686,9 +687,8 @@ def synth_corpus(out_dir: Path, cfg: SynthConfig, progress: bool = True) -> dict
         for split in ("test", "dev"):
             durations[split] = _render_all(pool, root, plans[split], cfg, bar)
         made_up = _made_up_voices(root, cfg, voices, groups["train"])
-        train_voices = dataclasses.replace(voices, variants=voices.variants + made_up.names) if made_up else voices
-        train_plan = plan_split("train", cfg, train_voices, groups["train"] + (made_up.names if made_up else ()),
-                                exclude)
+        train_voices = dataclasses.replace(voices, variants=voices.variants + made_up.names)  # numbered after them
+        train_plan = plan_split("train", cfg, train_voices, groups["train"] + made_up.names, exclude)
         plans["train"], durations["train"] = _synth_train(pool, root, cfg, train_plan, bar, made_up)
         bar.total = bar.n  # the total was an estimate; end at 100%
 
@@ -699,7 +699,7 @@ def synth_corpus(out_dir: Path, cfg: SynthConfig, progress: bool = True) -> dict
     summary = _summary(root, plans, durations, voices, time.monotonic() - start)
     marker = {"config": cfg.identity(), "summary": summary,
               "voices": {"accents": list(voices.accents), "variants": {s: list(groups[s]) for s in SPLITS},
-                         "made_up": list(made_up.names) if made_up else []}}
+                         "made_up": list(made_up.names)}}
     atomic_write_text(root / COMPLETE_MARKER, json.dumps(marker, indent=1) + "\n")
     (root / STARTED_MARKER).unlink(missing_ok=True)
     if progress:
