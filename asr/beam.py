@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -161,8 +162,11 @@ def write_lexicon(words: Iterable[str], path: str | os.PathLike, tokenizer: Toke
 def lm_vocabulary(path: str | os.PathLike) -> list[str]:
     """The words of a KenLM model: the 1-gram section of an ARPA file, or the word list KenLM's
     build_binary appends to a binary file (NUL-separated, starting with <unk>)."""
-    from asr.lm import arpa_unigrams, is_arpa
+    from asr.lm import arpa_unigrams, is_arpa, is_gzip
 
+    if is_gzip(path):
+        raise UserError(f"{path}: gzip-compressed; KenLM reads ARPA text or its own binary: `asr lm convert {path} "
+                        f"--out LM.arpa` decompresses it (and lower-cases its words: LibriSpeech's are upper case)")
     if is_arpa(path):
         return list(arpa_unigrams(path))
     size = os.path.getsize(path)
@@ -397,7 +401,19 @@ class BeamDecoder:
 
     @staticmethod
     def _vocabulary(path) -> list[str]:
+        from asr.lm import is_arpa, upper_case_share
+
         vocab = lm_vocabulary(path)
+        share, example = upper_case_share(vocab)
+        if share > 0.5:  # LibriSpeech's official LMs: every word would be <unk> to the lower-case lexicon
+            fix = (f"`asr lm convert {path} --out LM.arpa` writes a lower-cased copy" if is_arpa(path) else
+                   "lower-case the ARPA file it was built from (`asr lm convert ARPA --out LM.arpa`) and use that")
+            raise UserError(f"LM {path}: its words are upper case ({example!r}), and the model spells lower case, so "
+                            f"none of them would match: {fix}")
+        if share > 0:
+            print(f"warning: LM {path}: {share:.1%} of its words hold upper-case letters ({example!r}); the decoder "
+                  f"spells lower case and cannot output them (asr lm convert lower-cases an ARPA file)",
+                  file=sys.stderr)
         if UNK not in vocab:  # KenLM maps unknown words to its <unk> (id 0) whether or not it is listed
             vocab.insert(0, UNK)
         return vocab

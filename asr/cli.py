@@ -55,19 +55,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_synth)
 
     s = sub.add_parser("download", help="download and extract a corpus (resumable, checksum-verified)")
-    s.add_argument("corpus", choices=["librispeech", "fsdd", "musan", "rirs"],
-                   help="musan: MUSAN's noise, music and speech (OpenSLR 17), for data.noise; rirs: room impulse "
-                        "responses and noises (OpenSLR 28), for data.rir")
+    s.add_argument("corpus", choices=["librispeech", "librispeech-lm", "fsdd", "musan", "rirs"],
+                   help="librispeech-lm: LibriSpeech's official n-gram LMs (OpenSLR 11) as lower-case ARPA files for "
+                        "--lm; musan: MUSAN's noise, music and speech (OpenSLR 17), for data.noise; rirs: room "
+                        "impulse responses and noises (OpenSLR 28), for data.rir")
     s.add_argument("--out", required=True, type=Path,
-                   help="librispeech: OUT/LibriSpeech/SUBSET; fsdd: OUT/free-spoken-digit-dataset-VERSION; "
-                        "musan: OUT/musan; rirs: OUT/RIRS_NOISES")
-    s.add_argument("--subsets", default="", help="librispeech: comma-separated, e.g. train-clean-100,dev-clean")
-    s.add_argument("--mirror", default=None, help="librispeech, musan, rirs: base URL serving the archives "
-                                                  "(default https://www.openslr.org/resources/12, 17, 28)")
+                   help="librispeech: OUT/LibriSpeech/SUBSET; librispeech-lm: OUT/librispeech-lm/NAME.arpa; fsdd: "
+                        "OUT/free-spoken-digit-dataset-VERSION; musan: OUT/musan; rirs: OUT/RIRS_NOISES")
+    s.add_argument("--subsets", default="", help="librispeech: comma-separated, e.g. train-clean-100,dev-clean; "
+                                                 "librispeech-lm: which LMs (default 3-gram.pruned.1e-7; also "
+                                                 "3-gram, 4-gram)")
+    s.add_argument("--mirror", default=None, help="librispeech(-lm), musan, rirs: base URL serving the archives "
+                                                  "(default https://www.openslr.org/resources/12, 11, 17, 28)")
     s.add_argument("--keep-archives", action="store_true", help="keep the archives after extraction")
     s.add_argument("--checksums", type=Path, default=None,
-                   help="librispeech, musan, rirs: md5sum-style file ('MD5  SUBSET.tar.gz' per line) replacing "
-                        "the published MD5s, for a private mirror")
+                   help="librispeech(-lm), musan, rirs: md5sum- or sha256sum-style file ('DIGEST  SUBSET.tar.gz' "
+                        "per line) replacing the published checksums, for a private mirror")
     s.set_defaults(func=cmd_download)
 
     s = sub.add_parser("synth-digits", help="make connected-digit strings from FSDD recordings (LibriSpeech layout)")
@@ -239,6 +242,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write the LM's words as a character lexicon (for the faster closed-vocabulary beam "
                         "search; BPE models: --lm alone spells the LM's words in their pieces)")
     s.set_defaults(func=cmd_lm_build)
+    s = lm_sub.add_parser("convert", help="an ARPA LM (or .arpa.gz) as plain ARPA text with lower-case words, as "
+                                          "beam search needs (LibriSpeech's official LMs are upper case)")
+    s.add_argument("arpa", type=Path, help="ARPA file, plain or gzip-compressed (e.g. 3-gram.pruned.1e-7.arpa.gz)")
+    s.add_argument("--out", required=True, type=Path, help="the lower-cased ARPA file to write")
+    s.set_defaults(func=cmd_lm_convert)
 
     s = sub.add_parser("stats", help="per-bin feature mean/std of a training manifest, for data.stats",
                        description="Writes the JSON that data.stats names. Extra arguments are Hydra overrides "
@@ -371,6 +379,14 @@ def cmd_download(args, _extra) -> int:
     from asr.corpus.download import OPENSLR_CORPORA, OPENSLR_MIRROR, download_librispeech, download_openslr
 
     checksums = _read_md5sums(args.checksums) if args.checksums else None
+    if args.corpus == "librispeech-lm":
+        from asr.corpus.download import LM_MIRROR, download_librispeech_lm
+
+        names = [n for n in args.subsets.split(",") if n] or ["3-gram.pruned.1e-7"]
+        for name, path in download_librispeech_lm(names, args.out, mirror=args.mirror or LM_MIRROR,
+                                                  checksums=checksums, keep_archives=args.keep_archives).items():
+            print(f"{name}\t{path}")
+        return 0
     if args.corpus in OPENSLR_CORPORA:
         spec = OPENSLR_CORPORA[args.corpus]
         if args.subsets:
@@ -570,6 +586,16 @@ def cmd_lm_build(args, _extra) -> int:
     return 0
 
 
+def cmd_lm_convert(args, _extra) -> int:
+    from asr.lm import convert_arpa
+
+    if args.out.resolve() == args.arpa.resolve():
+        raise UserError(f"--out {args.out} is the input file; write the converted LM elsewhere")
+    res = convert_arpa(args.arpa, args.out)
+    print(f"{res.path}\tn-grams per order {res.counts}, {res.lowered} words lower-cased", flush=True)
+    return 0
+
+
 def cmd_transcribe(args, _extra) -> int:
     from asr.io import atomic_open
     from asr.longform import LongFormConfig
@@ -726,8 +752,8 @@ def cmd_serve(args, _extra) -> int:
 
 
 def _read_md5sums(path: Path) -> dict[str, str]:
-    """``MD5  SUBSET.tar.gz`` (or ``NAME.zip``) lines (md5sum's output, OpenSLR's md5sum.txt) -> {SUBSET or NAME:
-    md5}."""
+    """``MD5  SUBSET.tar.gz`` (or ``NAME.zip``, ``NAME.arpa.gz``; SHA-256 digests too) lines (md5sum's or
+    sha256sum's output, OpenSLR's md5sum.txt) -> {SUBSET or NAME: digest}."""
     if not path.is_file():
         raise UserError(f"{path}: no such checksum file")
     sums = {}
@@ -736,15 +762,15 @@ def _read_md5sums(path: Path) -> dict[str, str]:
             continue
         parts = line.split()
         stem = _archive_stem(Path(parts[-1].lstrip("*")).name)
-        if len(parts) != 2 or len(parts[0]) != 32 or stem is None:
-            raise UserError(f"{path}:{lineno}: expected 'MD5  SUBSET.tar.gz', got {line.strip()[:80]!r}")
+        if len(parts) != 2 or len(parts[0]) not in (32, 64) or stem is None:
+            raise UserError(f"{path}:{lineno}: expected 'MD5  SUBSET.tar.gz' (or a SHA-256), got {line.strip()[:80]!r}")
         sums[stem] = parts[0].lower()
     return sums
 
 
 def _archive_stem(name: str) -> str | None:
-    """``SUBSET.tar.gz`` -> ``SUBSET``, ``NAME.zip`` -> ``NAME``; None for other names."""
-    suffix = next((x for x in (".tar.gz", ".zip") if name.endswith(x)), None)
+    """``SUBSET.tar.gz`` -> ``SUBSET``, ``NAME.zip`` / ``NAME.arpa.gz`` -> ``NAME``; None for other names."""
+    suffix = next((x for x in (".tar.gz", ".arpa.gz", ".zip") if name.endswith(x)), None)
     return name[: -len(suffix)] if suffix else None
 
 

@@ -25,6 +25,7 @@ without a lexicon uses as it is, so that any spelling can come out (``asr.beam``
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import re
@@ -353,6 +354,85 @@ def is_arpa(path: str | os.PathLike) -> bool:
     with open(path, "rb") as f:
         head = f.read(64)
     return head.lstrip().startswith(b"\\data\\")
+
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def is_gzip(path: str | os.PathLike) -> bool:
+    """A gzip-compressed file (LibriSpeech's official LMs come as ``NAME.arpa.gz``)."""
+    with open(path, "rb") as f:
+        return f.read(2) == GZIP_MAGIC
+
+
+def upper_case_share(vocab: Iterable[str]) -> tuple[float, str]:
+    """The share of an LM's words (not ``<s>`` and the like) that hold an upper-case letter, and one of them.
+    The decoder spells lower case (``normalize_text``), so to a KenLM query such a word does not exist."""
+    words = [w for w in vocab if not w.startswith("<")]
+    upper = [w for w in words if w != w.lower()]
+    example = next((w for w in upper if w.isalpha()), upper[0] if upper else "")
+    return (len(upper) / len(words) if words else 0.0), example
+
+
+@dataclass
+class ConvertResult:
+    path: Path
+    counts: list[int]  # n-grams per order, from the \\data\\ section
+    lowered: int  # unigrams whose spelling changed
+
+
+def convert_arpa(src: str | os.PathLike, out: str | os.PathLike, progress: bool = True) -> ConvertResult:
+    """An ARPA LM (plain or gzip-compressed) as plain ARPA text with every word lower-cased, written atomically.
+
+    This is what LibriSpeech's official LMs (OpenSLR 11: upper case, ``.arpa.gz``) need before beam search,
+    whose lexicon and queries spell lower case. Probabilities and backoffs are copied as they are. Two words
+    that differ only in case would become one n-gram twice, which KenLM refuses: that is an error naming them
+    (any clash in a longer n-gram shows in the 1-grams, since each of its words is a 1-gram too).
+    """
+    import gzip
+
+    from tqdm import tqdm
+
+    src, out = Path(src), Path(out)
+    if not src.is_file():
+        raise UserError(f"{src}: no such file")
+    packed = is_gzip(src)
+    counts: list[int] = []
+    seen: dict[str, str] = {}  # lower-cased 1-gram -> as written
+    section = 0
+    try:
+        with open(src, "rb") as raw, atomic_open(out, "w") as g, \
+                tqdm(total=src.stat().st_size, unit="B", unit_scale=True, unit_divisor=1024, desc=f"convert {src.name}",
+                     disable=not progress, file=sys.stderr, mininterval=1) as bar:
+            f = io.TextIOWrapper(gzip.GzipFile(fileobj=raw) if packed else raw, encoding="utf-8")
+            head = next((line for line in f if line.strip()), "")
+            if head.strip() != "\\data\\":
+                raise UserError(f"{src}: not an ARPA file (it starts {head.strip()[:40]!r}); a KenLM binary cannot "
+                                f"be converted: convert the ARPA file it was built from")
+            g.write(head)
+            for i, line in enumerate(f):
+                if line.startswith("\\"):
+                    m = re.fullmatch(r"\\(\d+)-grams:", line.strip())
+                    section = int(m.group(1)) if m else 0
+                elif line.startswith("ngram "):
+                    counts.append(int(line.split("=", 1)[1]))
+                elif section == 1 and line.strip():
+                    word = line.split()[1]
+                    if (low := word.lower()) in seen:
+                        raise UserError(f"{src}: the words {seen[low]!r} and {word!r} differ only in case, so this "
+                                        f"LM cannot be lower-cased as it is; build one from lower-case text "
+                                        f"(asr lm build)")
+                    seen[low] = word
+                g.write(line.lower())
+                if i % 65536 == 0:
+                    bar.update(raw.tell() - bar.n)
+            bar.update(raw.tell() - bar.n)
+    except (EOFError, UnicodeDecodeError, gzip.BadGzipFile) as e:
+        raise UserError(f"{src}: cannot read it as an ARPA file ({e or type(e).__name__}); is it whole? "
+                        f"download it again") from None
+    if not seen:
+        raise UserError(f"{src}: no 1-grams found; is it an ARPA file?")
+    return ConvertResult(out, counts, sum(low != word for low, word in seen.items()))
 
 
 def arpa_unigrams(path: str | os.PathLike) -> dict[str, float]:

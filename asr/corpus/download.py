@@ -55,6 +55,11 @@ class Checksum:
     algorithm: str  # a hashlib name: "md5" or "sha256"
     hexdigest: str  # the published digest, lower-case hex
 
+    @classmethod
+    def of_hex(cls, hexdigest: str) -> "Checksum":
+        """MD5 or SHA-256, told apart by the digest's length (32 or 64 hex digits)."""
+        return cls("md5" if len(hexdigest) == 32 else "sha256", hexdigest)
+
     def of(self, path: Path) -> str:
         h = hashlib.new(self.algorithm)
         with open(path, "rb") as f:
@@ -76,6 +81,18 @@ LIBRISPEECH_MD5 = {
     "train-clean-5": "5df7d4e78065366204ca6845bb08f490",  # mini LibriSpeech (resource 31)
 }
 MINI_SUBSETS = ("dev-clean-2", "train-clean-5")
+
+
+LM_MIRROR = "https://www.openslr.org/resources/11"  # LibriSpeech's language models (resource 11)
+# LM -> SHA-256 of NAME.arpa.gz. OpenSLR publishes no checksums for these files; the digests are the ones that
+# RWTH i6's public recipes pin for the same URLs (rwth-i6/i6_experiments: common/datasets/librispeech/
+# language_model.py for 3-gram and 4-gram; 3-gram.pruned.1e-7 in one of its users' setups). A private mirror:
+# --checksums with MD5 or SHA-256 lines.
+LIBRISPEECH_LM_SHA256 = {
+    "3-gram.pruned.1e-7": "71dd880667cb6ea3942bb1982988c91fb1208839a21911eeec7e31c857c4bdfb",  # about 34 MB
+    "3-gram": "263649573475c2991d3e755eb4e690c9d2656f2b3283a1eb589e1e4e174bf874",  # about 0.7 GB
+    "4-gram": "f2b2d1507637ddf459d3579159f7e8099ed7d77452ff1059aeeeaea33d274613",  # about 1.3 GB
+}
 
 
 @dataclass(frozen=True)
@@ -128,7 +145,7 @@ def download_librispeech(subsets: list[str], out_dir: str | os.PathLike, mirror:
             continue
         base = mini_mirror.rstrip("/") if subset in MINI_SUBSETS else mirror
         archive = out_dir / f"{subset}.tar.gz"
-        fetch(f"{base}/{subset}.tar.gz", archive, Checksum("md5", table[subset]), progress=progress)
+        fetch(f"{base}/{subset}.tar.gz", archive, Checksum.of_hex(table[subset]), progress=progress)
         extract_atomically(archive, f"LibriSpeech/{subset}", target, progress=progress)
         if not keep_archives:
             archive.unlink()
@@ -149,11 +166,44 @@ def download_openslr(name: str, out_dir: str | os.PathLike, mirror: str | None =
         print(f"{target}: already downloaded, skipping", file=sys.stderr)
         return target
     archive = fetch(f"{(mirror or spec.mirror).rstrip('/')}/{spec.archive}", out_dir / spec.archive,
-                    Checksum("md5", md5 or spec.md5), progress=progress)
+                    Checksum.of_hex(md5 or spec.md5), progress=progress)
     extract_atomically(archive, spec.member, target, progress=progress)
     if not keep_archive:
         archive.unlink()
     return target
+
+
+def download_librispeech_lm(names: list[str], out_dir: str | os.PathLike, mirror: str = LM_MIRROR,
+                            checksums: dict[str, str] | None = None, keep_archives: bool = False,
+                            progress: bool = True) -> dict[str, Path]:
+    """LibriSpeech's official n-gram LMs as ``OUT/librispeech-lm/NAME.arpa``, ready for ``--lm``; returns name -> file.
+
+    Each ``NAME.arpa.gz`` is downloaded (resumable, checksum-verified) and converted by ``asr.lm.convert_arpa``:
+    decompressed, its upper-case words lower-cased as the decoder spells them. ``checksums`` (name -> MD5 or
+    SHA-256 hex) replaces the pinned table. Safe to re-run: an LM whose ARPA file exists (written atomically)
+    is skipped. The archive is deleted after the conversion unless ``keep_archives``.
+    """
+    from asr.lm import convert_arpa
+
+    table = LIBRISPEECH_LM_SHA256 if checksums is None else checksums
+    unknown = [n for n in names if n not in table]
+    if unknown or not names:
+        raise UserError(f"unknown LibriSpeech LM(s): {', '.join(unknown) or '(none given)'}; valid: {', '.join(table)}")
+    folder = Path(out_dir) / "librispeech-lm"
+    done = {}
+    for name in dict.fromkeys(names):
+        target = folder / f"{name}.arpa"
+        if target.is_file():
+            print(f"{target}: already there, skipping", file=sys.stderr)
+        else:
+            digest = table[name]
+            archive = fetch(f"{mirror.rstrip('/')}/{name}.arpa.gz", folder / f"{name}.arpa.gz",
+                            Checksum.of_hex(digest), progress=progress)
+            convert_arpa(archive, target, progress=progress)
+            if not keep_archives:
+                archive.unlink()
+        done[name] = target
+    return done
 
 
 def fetch(url: str, dest: str | os.PathLike, checksum: Checksum | None, progress: bool = True,
