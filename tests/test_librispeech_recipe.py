@@ -36,25 +36,52 @@ def subset_tarball(subset: str, texts: list[str], seed: int) -> bytes:
     return tar_gz(members)
 
 
+TINY = ["model=tiny", "optim.epochs=2", "optim.warmup_steps=2", "data.max_frames=1000", "data.num_workers=0",
+        "threads=2", "specaug=none"]  # a few seconds of training
+
+
+def serve(tmp: Path, subsets: dict[str, list[str]], extra: dict[str, bytes] | None = None):
+    """A Mirror of SUBSET.tar.gz files for ``subsets`` (and ``extra`` files) and an md5sum file of them (for
+    --checksums)."""
+    files = {f"/{s}.tar.gz": subset_tarball(s, texts, seed) for seed, (s, texts) in enumerate(subsets.items(), 11)}
+    files.update(extra or {})
+    md5 = tmp / "md5sum.txt"
+    md5.write_text("".join(f"{hashlib.md5(b).hexdigest()}  {p[1:]}\n" for p, b in files.items()))
+    return Mirror(files), md5
+
+
+def official_lm(tmp: Path) -> bytes:
+    """A 2-gram of TEXTS shaped like LibriSpeech's own LMs: upper-case words, gzip-compressed ARPA."""
+    import gzip
+
+    from asr.lm import build_lm
+
+    (tmp / "lm.txt").write_text("\n".join(TEXTS) + "\n")
+    arpa = build_lm(tmp / "lm.txt", 2, tmp / "lm.arpa", backend="python").path.read_text()
+    body, _, tail = arpa.partition("\\1-grams:")
+    return gzip.compress((body + "\\1-grams:" + tail.upper().replace("<S>", "<s>").replace("</S>", "</s>")
+                          .replace("\\2-GRAMS:", "\\2-grams:").replace("\\END\\", "\\end\\")).encode())
+
+
+def run_recipe(paths: dict, mirror: Mirror, md5: Path, *args: str) -> subprocess.CompletedProcess:
+    cmd = ["bash", str(RECIPE), "--data", str(paths["data"]), "--corpus", str(paths["corpus"]),
+           "--run", str(paths["run"]), "--mirror", mirror.url, "--checksums", str(md5), "--avg", "2",
+           "--device", "cpu", *args]
+    env = {**os.environ, "SKIP_SETUP": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    p = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    return p
+
+
 @pytest.fixture(scope="module")
 def recipe(tmp_path_factory):
     """Runs the recipe; yields (run(args) -> CompletedProcess, paths, mirror)."""
     tmp = tmp_path_factory.mktemp("librispeech")
-    files = {f"/{s}.tar.gz": subset_tarball(s, texts, seed) for seed, (s, texts) in enumerate(SUBSETS.items(), 11)}
-    md5 = tmp / "md5sum.txt"
-    md5.write_text("".join(f"{hashlib.md5(b).hexdigest()}  {p[1:]}\n" for p, b in files.items()))
     paths = {"data": tmp / "data", "corpus": tmp / "corpus", "run": tmp / "run"}
-    env = {**os.environ, "SKIP_SETUP": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    with Mirror(files) as mirror:
+    mirror, md5 = serve(tmp, SUBSETS)
+    with mirror:
         def run(*args: str) -> subprocess.CompletedProcess:
-            cmd = ["bash", str(RECIPE), "--data", str(paths["data"]), "--corpus", str(paths["corpus"]),
-                   "--run", str(paths["run"]), "--mirror", mirror.url, "--checksums", str(md5),
-                   "--subsets", "dev-clean,test-clean", "--avg", "2", "--device", "cpu", *args,
-                   "model=tiny", "optim.epochs=2", "optim.warmup_steps=2", "data.max_frames=1000",
-                   "data.num_workers=0", "threads=2", "specaug=none"]
-            p = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-            assert p.returncode == 0, p.stderr[-3000:]
-            return p
+            return run_recipe(paths, mirror, md5, "--subsets", "dev-clean,test-clean", *args, *TINY)
 
         first = run()
         yield run, paths, mirror, first
@@ -125,3 +152,29 @@ def test_stage_and_stop_stage_select_stages(recipe):
     assert not any(line.startswith(("stage 1:", "stage 2:", "stage 3:", "stage 4:")) for line in p.stderr.splitlines())
     run_recipe("--stage", "6")
     assert report.stat().st_mtime_ns > report_before
+
+
+def test_mini_librispeech_with_the_official_lm(tmp_path):
+    """--train-set train-clean-5 (mini LibriSpeech) evaluates on dev-clean-2 and trains conf/librispeech_mini.yaml
+    (the 3x256 model with log-mels cached), not the 960 h config that any other training set gets; --lm with the
+    name of one of LibriSpeech's LMs downloads it in stage 1, lower-cased, and stage 5 beam-searches with it."""
+    paths = {"data": tmp_path / "data", "corpus": tmp_path / "corpus", "run": tmp_path / "run"}
+    lm = {"/3-gram.pruned.1e-7.arpa.gz": official_lm(tmp_path)}
+    mirror, md5 = serve(tmp_path, {"train-clean-5": TEXTS, "dev-clean-2": TEXTS[:2]}, extra=lm)
+    with mirror:
+        p = run_recipe(paths, mirror, md5, "--train-set", "train-clean-5", "--lm", "3-gram.pruned.1e-7", *TINY)
+    assert sorted(r["path"] for r in mirror.requests) == ["/3-gram.pruned.1e-7.arpa.gz", "/dev-clean-2.tar.gz",
+                                                          "/train-clean-5.tar.gz"]
+    assert (paths["data"] / "dev.jsonl").read_text() == (paths["data"] / "dev-clean-2.jsonl").read_text()
+    assert "stage 4: train (librispeech_mini)" in p.stderr
+    cfg = load_checkpoint(paths["run"] / "best.pt")["config"]
+    assert cfg["data"]["cache_features"] is True
+    assert cfg["data"]["stats"] == str(paths["data"] / "train-clean-5.stats.json")
+    assert cfg["keep_epochs"] == 2 and cfg["model"]["hidden"] == 32  # the recipe's --avg and the test's model=tiny
+    arpa = (paths["corpus"] / "librispeech-lm" / "3-gram.pruned.1e-7.arpa").read_text()
+    assert "\thello world" in arpa and "HELLO" not in arpa
+    beam = dict(line.split() for line in (paths["run"] / "eval" / "dev-clean-2.beam.txt").read_text().splitlines())
+    assert set(beam) == {"WER", "CER"}
+    tuned = paths["run"] / "eval" / "beam_tuned.yaml"  # the LM's weights, tuned on the dev subset first
+    assert "lm_weight:" in tuned.read_text() and "tuned on 500 utterances of dev-clean-2" in p.stderr
+    assert "| dev-clean-2 | 2 | 0.00 |" in p.stdout and "WER beam" in p.stdout

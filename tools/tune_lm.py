@@ -54,7 +54,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--search", choices=["coordinate", "grid"], default="coordinate")
     p.add_argument("--beam-size", type=int, default=50, help="hypotheses kept per frame")
     p.add_argument("--beam-size-token", type=int, default=8, help="tokens tried per frame (default 8; 0: all)")
-    p.add_argument("--limit", type=int, default=None, help="use the first N utterances only (faster, noisier)")
+    p.add_argument("--limit", type=int, default=None,
+                   help="use N utterances spread evenly over the manifest (every k-th: all its subsets and speakers; "
+                        "faster, noisier)")
     p.add_argument("--device", default="cpu", help="device for the model pass (decoding runs on the CPU)")
     return p.parse_args(argv)
 
@@ -154,7 +156,9 @@ def main(argv=None) -> int:
             raise UserError(f"{flag} {path}: no such file")
     device = torch.device(args.device)
     model, tok, train_cfg = load_model(args.model, device)
-    utts = read_manifest(args.manifest)[: args.limit]
+    utts = read_manifest(args.manifest)
+    if args.limit is not None and args.limit < len(utts):
+        utts = utts[:: len(utts) // args.limit][: args.limit]  # evenly spread, deterministic
     ds = UtteranceDataset(utts, LogMel(train_cfg.features), tok)
     log_probs = utterance_log_probs(model, ds, device, progress=True)
     base = DecoderConfig(type="beam", beam_size=args.beam_size, beam_size_token=args.beam_size_token or None,

@@ -6,14 +6,19 @@
 # Usage: bash recipes/librispeech/run.sh [options] [hydra overrides for asr train, e.g. optim.epochs=30]
 #   --stage N --stop-stage M  run stages N..M only (default 1..6)
 #   --train-set LIST          training subsets (default train-clean-100; all 960 h:
-#                             train-clean-100,train-clean-360,train-other-500)
-#   --subsets LIST            evaluation subsets (default dev-clean,dev-other,test-clean,test-other);
-#                             the dev-* ones also pick the best epoch during training
-#   --config NAME             conf/NAME.yaml (default librispeech_100; librispeech_960 for any other train set)
+#                             train-clean-100,train-clean-360,train-other-500; mini LibriSpeech, for a CPU:
+#                             train-clean-5)
+#   --subsets LIST            evaluation subsets (default dev-clean,dev-other,test-clean,test-other; with
+#                             train-clean-5: dev-clean-2); the dev-* ones also pick the best epoch during training
+#   --config NAME             conf/NAME.yaml (default librispeech_100; librispeech_mini for train-clean-5;
+#                             librispeech_960 for any other train set)
 #   --bpe N                   sentencepiece BPE units, N pieces, instead of characters (default 0: characters)
 #   --avg N                   evaluate the average of the last N epochs' weights (default 5; 0: best.pt)
-#   --lm FILE                 also beam-search with this KenLM LM (asr lm build: words, with --bpe too; or --unit char)
-#   --decoder-config FILE     beam settings, e.g. conf/decoder/beam_tuned.yaml from tools/tune_lm.py
+#   --lm FILE                 also beam-search with this KenLM LM (asr lm build: words, with --bpe too; or --unit char);
+#                             or the name of one of LibriSpeech's own LMs (3-gram.pruned.1e-7, 3-gram, 4-gram):
+#                             stage 1 downloads it (asr download librispeech-lm) to CORPUS/librispeech-lm/NAME.arpa
+#   --decoder-config FILE     beam settings, e.g. conf/decoder/beam_tuned.yaml from tools/tune_lm.py; without it, --lm
+#                             gets its weight and word score tuned on the dev subsets (RUN/eval/beam_tuned.yaml)
 #   --data DIR                manifests and statistics (default data/librispeech)
 #   --corpus DIR              where LibriSpeech/SUBSET/ is or goes (default DATA/download)
 #   --run DIR                 run directory (default runs/CONFIG)
@@ -21,11 +26,11 @@
 #   --checksums FILE          'MD5  SUBSET.tar.gz' lines replacing the published MD5s (a private mirror)
 #   --device DEV              device for stage 5 (default: cuda when available, else cpu)
 # Environment: SKIP_SETUP=1 (do not run tools/setup.sh), EVAL_WORKERS=N (stage 5's audio-reading processes;
-#              default 4 on a GPU, 0 on the CPU).
+#              default 4 on a GPU, 0 on the CPU), TUNE_UTTS=N (dev utterances the LM weights are tuned on; 500).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 stage=1 stop_stage=6
-train_set=train-clean-100 subsets=dev-clean,dev-other,test-clean,test-other
+train_set=train-clean-100 subsets=""
 config="" bpe=0 avg=5 lm="" decoder_config="" data=data/librispeech corpus="" run="" mirror="" checksums=""
 device=""
 while [ $# -gt 0 ]; do
@@ -57,16 +62,23 @@ atomic() { local tmp; tmp="$1.tmp.$$"; cat > "$tmp" && mv -f "$tmp" "$1"; }
 [ "${SKIP_SETUP:-0}" = 1 ] || bash tools/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"
 
-IFS=, read -r -a train_subsets <<< "$train_set"
-IFS=, read -r -a eval_subsets <<< "$subsets"
-all_subsets=$(printf '%s\n' "${train_subsets[@]}" "${eval_subsets[@]}" | awk 'NF && !seen[$0]++' | paste -sd, -)
-dev_subsets=$(printf '%s\n' "${eval_subsets[@]}" | grep '^dev' | paste -sd, - || true)
 if [ "$train_set" = train-clean-100 ]; then train_name=train-clean-100; default_config=librispeech_100
+elif [ "$train_set" = train-clean-5 ]; then train_name=train-clean-5; default_config=librispeech_mini
+  subsets=${subsets:-dev-clean-2}  # mini LibriSpeech's only evaluation subset
 elif [ "$train_set" = train-clean-100,train-clean-360,train-other-500 ]; then train_name=train-960
   default_config=librispeech_960
 else train_name=$(echo "$train_set" | tr , +); default_config=librispeech_960; fi
 config=${config:-$default_config}
+subsets=${subsets:-dev-clean,dev-other,test-clean,test-other}
+IFS=, read -r -a train_subsets <<< "$train_set"
+IFS=, read -r -a eval_subsets <<< "$subsets"
+all_subsets=$(printf '%s\n' "${train_subsets[@]}" "${eval_subsets[@]}" | awk 'NF && !seen[$0]++' | paste -sd, -)
+dev_subsets=$(printf '%s\n' "${eval_subsets[@]}" | grep '^dev' | paste -sd, - || true)
 corpus=${corpus:-$data/download}
+official_lm=""
+case "$lm" in  # the name of one of LibriSpeech's own LMs (and no such file here): stage 1 fetches it
+  3-gram.pruned.1e-7|3-gram|4-gram) [ -f "$lm" ] || { official_lm=$lm; lm=$corpus/librispeech-lm/$lm.arpa; } ;;
+esac
 run=${run:-runs/$config}
 stats=$data/$train_name.stats.json
 bpe_model=$data/$train_name.bpe$bpe.model
@@ -84,6 +96,16 @@ if run_stage 1; then
     say "stage 1: download $missing"
     asr download librispeech --out "$corpus" --subsets "$missing" ${mirror:+--mirror "$mirror"} \
       ${checksums:+--checksums "$checksums"}
+  fi
+  if [ -n "$official_lm" ]; then
+    if [ -f "$lm" ]; then say "stage 1: $lm already there, skipping"
+    else
+      say "stage 1: download LibriSpeech's $official_lm LM"
+      lm_mirror=$mirror  # OpenSLR keeps the LMs in resource 11, the corpus in resource 12
+      [[ "$mirror" == */12 ]] && lm_mirror=${mirror%/12}/11
+      asr download librispeech-lm --out "$corpus" --subsets "$official_lm" ${lm_mirror:+--mirror "$lm_mirror"} \
+        ${checksums:+--checksums "$checksums"}
+    fi
   fi
 fi
 
@@ -140,15 +162,30 @@ model=$run/best.pt
 [ "$avg" -gt 0 ] && model=$run/avg.pt
 if run_stage 5; then
   [ -f "$model" ] || { say "error: $model not found: run stage 4 first"; exit 2; }
+  [ -z "$official_lm" ] || [ -f "$lm" ] || { say "error: $lm not found: run stage 1 (it downloads the LM)"; exit 2; }
   decoders=greedy
   if [ -n "$lm" ] || [ -n "$decoder_config" ]; then decoders="greedy beam"; fi
   mkdir -p "$run/eval"
+  [ -n "$device" ] || device=$(python3 -c 'import torch; print("cuda" if torch.cuda.is_available() else "cpu")')
+  if [ -n "$lm" ] && [ -z "$decoder_config" ]; then  # an LM's weight and word score, tuned on the dev subsets
+    decoder_config=$run/eval/beam_tuned.yaml
+    if [ "$decoder_config" -nt "$model" ] && [ "$decoder_config" -nt "$lm" ]; then
+      say "stage 5: $decoder_config is newer than the model and the LM, skipping the tuning"
+    else
+      say "stage 5: LM weight and word score tuned on ${TUNE_UTTS:-500} utterances of $dev_subsets"
+      python3 tools/tune_lm.py --model "$model" --manifest "$data/dev.jsonl" --lm "$lm" --limit "${TUNE_UTTS:-500}" \
+        --device "$device" --out "$decoder_config"
+    fi
+  fi
   for s in "${eval_subsets[@]}"; do
     for dec in $decoders; do
       out=$run/eval/$s.$dec.txt
-      if [ "$out" -nt "$model" ]; then say "stage 5: $out is newer than $(basename "$model"), skipping"; continue; fi
+      if [ "$out" -nt "$model" ] && { [ "$dec" = greedy ] || [ "$out" -nt "$decoder_config" ]; }; then
+        say "stage 5: $out is newer than $(basename "$model")${decoder_config:+ and $(basename "$decoder_config")}," \
+            "skipping"
+        continue
+      fi
       say "stage 5: $s, $dec decoding"
-      [ -n "$device" ] || device=$(python3 -c 'import torch; print("cuda" if torch.cuda.is_available() else "cpu")')
       beam=()
       [ "$dec" = beam ] && beam=(--decoder beam ${lm:+--lm "$lm"} ${decoder_config:+--decoder-config "$decoder_config"})
       asr eval --model "$model" --manifest "$data/$s.jsonl" --report "$run/eval/$s.$dec.jsonl" --device "$device" \
