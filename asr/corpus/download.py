@@ -180,15 +180,16 @@ def download_librispeech_lm(names: list[str], out_dir: str | os.PathLike, mirror
 
     Each ``NAME.arpa.gz`` is downloaded (resumable, checksum-verified) and converted by ``asr.lm.convert_arpa``:
     decompressed, its upper-case words lower-cased as the decoder spells them. ``checksums`` (name -> MD5 or
-    SHA-256 hex) replaces the pinned table. Safe to re-run: an LM whose ARPA file exists (written atomically)
+    SHA-256 hex) replaces the pinned digests it names. Safe to re-run: an LM whose ARPA file exists (written atomically)
     is skipped. The archive is deleted after the conversion unless ``keep_archives``.
     """
     from asr.lm import convert_arpa
 
-    table = LIBRISPEECH_LM_SHA256 if checksums is None else checksums
+    table = {**LIBRISPEECH_LM_SHA256, **(checksums or {})}  # a checksum file of a mirror's corpus may lack the LMs
     unknown = [n for n in names if n not in table]
     if unknown or not names:
-        raise UserError(f"unknown LibriSpeech LM(s): {', '.join(unknown) or '(none given)'}; valid: {', '.join(table)}")
+        raise UserError(f"unknown LibriSpeech LM(s): {', '.join(unknown) or '(none given)'}; valid: "
+                        f"{', '.join(LIBRISPEECH_LM_SHA256)}")
     folder = Path(out_dir) / "librispeech-lm"
     done = {}
     for name in dict.fromkeys(names):
