@@ -172,7 +172,7 @@ if run_stage 5; then
     if [ "$decoder_config" -nt "$model" ] && [ "$decoder_config" -nt "$lm" ]; then
       say "stage 5: $decoder_config is newer than the model and the LM, skipping the tuning"
     else
-      say "stage 5: LM weight and word score tuned on ${TUNE_UTTS:-500} utterances of $dev_subsets"
+      say "stage 5: LM weight and word score tuned on up to ${TUNE_UTTS:-500} utterances of $dev_subsets"
       python3 tools/tune_lm.py --model "$model" --manifest "$data/dev.jsonl" --lm "$lm" --limit "${TUNE_UTTS:-500}" \
         --device "$device" --out "$decoder_config"
     fi
