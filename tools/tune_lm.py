@@ -159,12 +159,13 @@ def main(argv=None) -> int:
     utts = read_manifest(args.manifest)
     if args.limit is not None and args.limit < len(utts):
         utts = utts[:: len(utts) // args.limit][: args.limit]  # evenly spread, deterministic
-    ds = UtteranceDataset(utts, LogMel(train_cfg.features), tok)
-    log_probs = utterance_log_probs(model, ds, device, progress=True)
     base = DecoderConfig(type="beam", beam_size=args.beam_size, beam_size_token=args.beam_size_token or None,
                          lm=str(args.lm), lexicon=str(args.lexicon) if args.lexicon else None,
                          lexicon_free=args.lexicon_free)
-    trials = Trials(BeamDecoder(base, tok), ds, log_probs)
+    decoder = BeamDecoder(base, tok)  # an LM it cannot use fails here, before the model pass
+    ds = UtteranceDataset(utts, LogMel(train_cfg.features), tok)
+    log_probs = utterance_log_probs(model, ds, device, progress=True)
+    trials = Trials(decoder, ds, log_probs)
     no_lm = trials(0.0, 0.0)  # the beam without LM scores (with the lexicon, if any): the baseline the LM must beat
     (grid_search if args.search == "grid" else coordinate_search)(trials, weights, scores)
     w, s = trials.best()
