@@ -378,7 +378,7 @@ def cmd_download(args, _extra) -> int:
         return 0
     from asr.corpus.download import OPENSLR_CORPORA, OPENSLR_MIRROR, download_librispeech, download_openslr
 
-    checksums = _read_md5sums(args.checksums) if args.checksums else None
+    checksums = _read_checksums(args.checksums) if args.checksums else None
     if args.corpus == "librispeech-lm":
         from asr.corpus.download import LM_MIRROR, download_librispeech_lm
 
@@ -751,7 +751,7 @@ def cmd_serve(args, _extra) -> int:
     return 0
 
 
-def _read_md5sums(path: Path) -> dict[str, str]:
+def _read_checksums(path: Path) -> dict[str, str]:
     """``MD5  SUBSET.tar.gz`` (or ``NAME.zip``, ``NAME.arpa.gz``; SHA-256 digests too) lines (md5sum's or
     sha256sum's output, OpenSLR's md5sum.txt) -> {SUBSET or NAME: digest}."""
     if not path.is_file():

@@ -29,6 +29,14 @@ def flac_bytes(wav, rate: int = 16000) -> bytes:
     return out.getvalue()
 
 
+def upper_case_arpa(arpa: str) -> str:
+    """A lower-case ARPA file's text with its words upper-cased, as in LibriSpeech's own LMs (OpenSLR 11: ``HELLO``,
+    ``<UNK>``; ``<s>``, ``</s>`` and the section lines as they are). Served gzip-compressed, as OpenSLR does."""
+    head, _, grams = arpa.partition("\\1-grams:")
+    grams = grams.upper().replace("<S>", "<s>").replace("</S>", "</s>").replace("-GRAMS:", "-grams:")
+    return head + "\\1-grams:" + grams.replace("\\END\\", "\\end\\").replace("E-", "e-")
+
+
 class Mirror:
     """Serves ``files`` ({"/path": bytes}) with Range support and records each request's headers.
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from asr.checkpoint import load_checkpoint, load_model
-from http_mirror import Mirror, flac_bytes, tar_gz
+from http_mirror import Mirror, flac_bytes, tar_gz, upper_case_arpa
 
 REPO = Path(__file__).resolve().parent.parent
 RECIPE = REPO / "recipes" / "librispeech" / "run.sh"
@@ -58,9 +58,7 @@ def official_lm(tmp: Path) -> bytes:
 
     (tmp / "lm.txt").write_text("\n".join(TEXTS) + "\n")
     arpa = build_lm(tmp / "lm.txt", 2, tmp / "lm.arpa", backend="python").path.read_text()
-    body, _, tail = arpa.partition("\\1-grams:")
-    return gzip.compress((body + "\\1-grams:" + tail.upper().replace("<S>", "<s>").replace("</S>", "</s>")
-                          .replace("\\2-GRAMS:", "\\2-grams:").replace("\\END\\", "\\end\\")).encode())
+    return gzip.compress(upper_case_arpa(arpa).encode())
 
 
 def run_recipe(paths: dict, mirror: Mirror, md5: Path, *args: str) -> subprocess.CompletedProcess:

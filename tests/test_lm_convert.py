@@ -18,7 +18,7 @@ from asr.corpus.download import download_librispeech_lm  # noqa: E402
 from asr.errors import UserError  # noqa: E402
 from asr.lm import build_lm, convert_arpa, read_arpa  # noqa: E402
 from asr.text import CharTokenizer  # noqa: E402
-from http_mirror import Mirror  # noqa: E402
+from http_mirror import Mirror, upper_case_arpa  # noqa: E402
 
 TOK = CharTokenizer()
 TEXT = "the street was long\nthe street was wide\nshe walked down the street\ndon't stop\n"
@@ -48,9 +48,7 @@ def lms(tmp_path_factory):
     (d / "text.txt").write_text(TEXT)
     lower = build_lm(d / "text.txt", 3, d / "lower.arpa", backend="python").path
     upper = d / "UPPER.arpa"
-    upper.write_text(lower.read_text().upper().replace("\\DATA\\", "\\data\\").replace("\\END\\", "\\end\\")
-                     .replace("NGRAM ", "ngram ").replace("-GRAMS:", "-grams:").replace("E-", "e-")
-                     .replace("<S>", "<s>").replace("</S>", "</s>"))  # LibriSpeech's: <s>, </s>, <UNK>, WORDS
+    upper.write_text(upper_case_arpa(lower.read_text()))
     packed = d / "UPPER.arpa.gz"
     packed.write_bytes(gzip.compress(upper.read_bytes()))
     return lower, upper, packed
