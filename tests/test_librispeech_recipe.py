@@ -61,7 +61,8 @@ def official_lm(tmp: Path) -> bytes:
     return gzip.compress(upper_case_arpa(arpa).encode())
 
 
-def run_recipe(paths: dict, mirror: Mirror, md5: Path, *args: str) -> subprocess.CompletedProcess:
+def run_sh(paths: dict, mirror: Mirror, md5: Path, *args: str) -> subprocess.CompletedProcess:
+    """recipes/librispeech/run.sh with ``paths``' folders, downloading from ``mirror``; asserts that it succeeds."""
     cmd = ["bash", str(RECIPE), "--data", str(paths["data"]), "--corpus", str(paths["corpus"]),
            "--run", str(paths["run"]), "--mirror", mirror.url, "--checksums", str(md5), "--avg", "2",
            "--device", "cpu", *args]
@@ -79,7 +80,7 @@ def recipe(tmp_path_factory):
     mirror, md5 = serve(tmp, SUBSETS)
     with mirror:
         def run(*args: str) -> subprocess.CompletedProcess:
-            return run_recipe(paths, mirror, md5, "--subsets", "dev-clean,test-clean", *args, *TINY)
+            return run_sh(paths, mirror, md5, "--subsets", "dev-clean,test-clean", *args, *TINY)
 
         first = run()
         yield run, paths, mirror, first
@@ -160,7 +161,7 @@ def test_mini_librispeech_with_the_official_lm(tmp_path):
     lm = {"/3-gram.pruned.1e-7.arpa.gz": official_lm(tmp_path)}
     mirror, md5 = serve(tmp_path, {"train-clean-5": TEXTS, "dev-clean-2": TEXTS[:2]}, extra=lm)
     with mirror:
-        p = run_recipe(paths, mirror, md5, "--train-set", "train-clean-5", "--lm", "3-gram.pruned.1e-7", *TINY)
+        p = run_sh(paths, mirror, md5, "--train-set", "train-clean-5", "--lm", "3-gram.pruned.1e-7", *TINY)
     assert sorted(r["path"] for r in mirror.requests) == ["/3-gram.pruned.1e-7.arpa.gz", "/dev-clean-2.tar.gz",
                                                           "/train-clean-5.tar.gz"]
     assert (paths["data"] / "dev.jsonl").read_text() == (paths["data"] / "dev-clean-2.jsonl").read_text()
