@@ -150,6 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=0,
                    help="DataLoader processes that read the audio (default 0: this process); on a GPU the "
                         "log-mels are computed there and the workers only decode")
+    s.add_argument("--jobs", type=int, default=1,
+                   help="beam search in this many processes, each with its own copy of the LM (default 1), while "
+                        "the model runs on the next batch: for large test sets on many cores")
     s.add_argument("--noise", type=Path, default=None, metavar="DIR",
                    help="mix noise from this folder of recordings (e.g. from 'asr synth-noise') into every "
                         "utterance at --snr, to measure robustness; each utterance's noise is drawn from its id")
@@ -492,6 +495,8 @@ def cmd_eval(args, _extra) -> int:
     _set_threads(args.threads)
     if args.workers < 0:
         raise UserError(f"--workers {args.workers}: use 0 (read audio in this process) or more")
+    if args.jobs < 1:
+        raise UserError(f"--jobs {args.jobs}: use 1 (search in this process) or more")
     stems = [m.stem for m in args.manifest]
     if len(args.manifest) > 1 and args.report is not None:
         raise UserError("--report names one report: with several manifests leave it out (each report goes next to "
@@ -524,12 +529,19 @@ def cmd_eval(args, _extra) -> int:
                                       key="--noise")
         print(f"noise: {len(augment['noise'].files)} files of {args.noise} mixed in at {snr:g} dB SNR "
               f"(seed {args.noise_seed})", file=sys.stderr)
-    decoder = build_decoder(_decoder_config(args), tok)
+    decoder_cfg = _decoder_config(args)
+    if args.jobs > 1 and decoder_cfg.type != "beam":
+        raise UserError(f"--jobs {args.jobs} is for beam search (--decoder beam); greedy decoding takes no time")
+    decoder = build_decoder(decoder_cfg, tok, jobs=args.jobs)
     on_device = LogMel(cfg.features).to(device) if device.type == "cuda" else None  # as training's features_on=auto
-    for path, utts in manifests:
-        if len(manifests) > 1:
-            print(f"== {path}", flush=True)
-        _eval_one(args, path, utts, model, tok, cfg, decoder, device, on_device, augment, amp)
+    try:
+        for path, utts in manifests:
+            if len(manifests) > 1:
+                print(f"== {path}", flush=True)
+            _eval_one(args, path, utts, model, tok, cfg, decoder, device, on_device, augment, amp)
+    finally:
+        if hasattr(decoder, "close"):
+            decoder.close()
     return 0
 
 

@@ -47,14 +47,14 @@ class GreedyDecoder:
         return hyps
 
 
-def build_decoder(cfg, tokenizer: CharTokenizer) -> Decoder:
-    """A decoder from a DecoderConfig."""
+def build_decoder(cfg, tokenizer: CharTokenizer, jobs: int = 1) -> Decoder:
+    """A decoder from a DecoderConfig; a beam search in ``jobs`` processes when ``jobs`` > 1."""
     if cfg.type == "greedy":
         return GreedyDecoder(tokenizer)
     if cfg.type == "beam":
-        from asr.beam import BeamDecoder
+        from asr.beam import BeamDecoder, ParallelBeamDecoder
 
-        return BeamDecoder(cfg, tokenizer)
+        return ParallelBeamDecoder(cfg, tokenizer, jobs) if jobs > 1 else BeamDecoder(cfg, tokenizer)
     from asr.errors import UserError
 
     raise UserError(f"unknown decoder type {cfg.type!r}: use 'greedy' or 'beam'")

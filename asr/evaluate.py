@@ -49,6 +49,7 @@ def infer(model, ds: UtteranceDataset, decoder: Decoder, device: torch.device, m
                         num_workers=num_workers, pin_memory=waves and device.type == "cuda")
     ctc = torch.nn.CTCLoss(blank=0, reduction="sum", zero_infinity=True)
     hyps: dict[str, Hypothesis] = {}
+    pending = {}  # utterance id -> future, from a decoder that searches in other processes (ParallelBeamDecoder)
     loss = 0.0
     for batch in tqdm(loader, desc="decode", unit="batch", disable=not progress, file=sys.stderr):
         if isinstance(batch, WaveBatch):
@@ -57,8 +58,13 @@ def infer(model, ds: UtteranceDataset, decoder: Decoder, device: torch.device, m
         with torch.autocast(device.type, dtype=precision or torch.float32, enabled=precision is not None):
             log_probs, out_lengths = model(batch.features, batch.feature_lengths.to(device))
         loss += float(ctc(log_probs.transpose(0, 1), batch.targets, out_lengths, batch.target_lengths))
-        for uid, hyp in zip(batch.ids, decoder.decode(log_probs.float().cpu(), out_lengths.cpu())):
-            hyps[uid] = hyp
+        if hasattr(decoder, "submit"):  # the model runs on the next batch while the workers search this one
+            pending.update(zip(batch.ids, decoder.submit(log_probs.float().cpu(), out_lengths.cpu())))
+        else:
+            hyps.update(zip(batch.ids, decoder.decode(log_probs.float().cpu(), out_lengths.cpu())))
+    for uid, future in tqdm(pending.items(), desc="beam search", unit="utt", disable=not progress or not pending,
+                            file=sys.stderr):
+        hyps[uid] = future.result()
     return hyps, loss
 
 

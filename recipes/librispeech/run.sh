@@ -26,7 +26,9 @@
 #   --checksums FILE          'MD5  SUBSET.tar.gz' lines replacing the published MD5s (a private mirror)
 #   --device DEV              device for stage 5 (default: cuda when available, else cpu)
 # Environment: SKIP_SETUP=1 (do not run tools/setup.sh), EVAL_WORKERS=N (stage 5's audio-reading processes;
-#              default 4 on a GPU, 0 on the CPU), TUNE_UTTS=N (dev utterances the LM weights are tuned on; 500).
+#              default 4 on a GPU, 0 on the CPU), TUNE_UTTS=N (dev utterances the LM weights are tuned on; 500),
+#              BEAM_JOBS=N (beam-search processes of stage 5, each with its own copy of the LM; default half the
+#              cores, at most 4).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 stage=1 stop_stage=6
@@ -167,6 +169,7 @@ if run_stage 5; then
   if [ -n "$lm" ] || [ -n "$decoder_config" ]; then decoders="greedy beam"; fi
   mkdir -p "$run/eval"
   [ -n "$device" ] || device=$(python3 -c 'import torch; print("cuda" if torch.cuda.is_available() else "cpu")')
+  beam_jobs=${BEAM_JOBS:-$(( $(nproc) / 2 > 4 ? 4 : ($(nproc) / 2 > 1 ? $(nproc) / 2 : 1) ))}  # one LM copy each
   if [ -n "$lm" ] && [ -z "$decoder_config" ]; then  # an LM's weight and word score, tuned on the dev subsets
     decoder_config=$run/eval/beam_tuned.yaml
     if [ "$decoder_config" -nt "$model" ] && [ "$decoder_config" -nt "$lm" ]; then
@@ -187,7 +190,8 @@ if run_stage 5; then
       fi
       say "stage 5: $s, $dec decoding"
       beam=()
-      [ "$dec" = beam ] && beam=(--decoder beam ${lm:+--lm "$lm"} ${decoder_config:+--decoder-config "$decoder_config"})
+      [ "$dec" = beam ] && beam=(--decoder beam ${lm:+--lm "$lm"} ${decoder_config:+--decoder-config "$decoder_config"}
+                                 --jobs "$beam_jobs")
       asr eval --model "$model" --manifest "$data/$s.jsonl" --report "$run/eval/$s.$dec.jsonl" --device "$device" \
         --workers "${EVAL_WORKERS:-$([ "$device" = cpu ] && echo 0 || echo 4)}" "${beam[@]}" | atomic "$out"
     done
