@@ -731,7 +731,6 @@ class ParallelBeamDecoder:
 
         if jobs < 2:
             raise ValueError(f"jobs={jobs}: use BeamDecoder for one process")
-        self.jobs = jobs
         # spawn, not fork: a forked child of a process whose OpenMP threads have run can hang in its first
         # parallel region
         self._pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),

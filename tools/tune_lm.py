@@ -151,6 +151,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     weights = floats(args.lm_weights, "--lm-weights")
     scores = floats(args.word_scores, "--word-scores")
+    if args.limit is not None and args.limit < 1:  # every k-th of the manifest needs k = len // limit
+        raise UserError(f"--limit {args.limit}: use 1 or more utterances")
     for flag, path in (("--lm", args.lm), ("--lexicon", args.lexicon)):  # fail before the model pass, not after
         if path is not None and not path.is_file():
             raise UserError(f"{flag} {path}: no such file")
