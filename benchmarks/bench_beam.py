@@ -17,7 +17,9 @@ Same log-probabilities, same beam width, one utterance at a time on one thread, 
 LM weights are the same on both sides: pyctcdecode's ``alpha`` multiplies natural-log LM scores
 and ours ``lm_weight`` multiplies log10 ones, so ``lm_weight = alpha * ln 10``; ``beta`` =
 ``word_score``. Each library keeps its own pruning defaults (pyctcdecode: ``token_min_logp=-5``,
-``beam_prune_logp=-10``; ours: ``beam_threshold=10``, ``beam_size_token=8``).
+``beam_prune_logp=-10``; ours: ``beam_threshold=10``, ``beam_size_token=8``), but for the lexicon-free LM pairs
+pyctcdecode drops tokens at ``token_min_logp=-8``, as ours do (``lm_token_prune``; at -5 both lose up to 2 points
+of WER).
 
 Log-probabilities, two sources:
 
@@ -172,7 +174,9 @@ def run(ctx: Context) -> dict:
 
 
 def _pyctcdecode(result: dict, beam: int, arpa: Path, words: list[str]) -> dict:
-    """pyctcdecode decoders by LM key ("none", "lm"), as far as pyctcdecode and kenlm are installed."""
+    """pyctcdecode decoders by LM key ("none", "lm", "lm, token_min_logp"), as far as pyctcdecode and kenlm are
+    installed."""
+    from asr.config import DecoderConfig
     from asr.text import CharTokenizer
 
     tok = CharTokenizer()
@@ -193,6 +197,10 @@ def _pyctcdecode(result: dict, beam: int, arpa: Path, words: list[str]) -> dict:
         return theirs
     with_lm = build_ctcdecoder(labels, kenlm_model_path=str(arpa), unigrams=words, alpha=ALPHA, beta=BETA)
     theirs["lm"] = lambda x: with_lm.decode(x.numpy(), beam_width=beam)
+    # against our lexicon-free LM searches, which drop tokens more than lm_token_prune below their frame's best:
+    # pyctcdecode with the same cut (its default, -5, costs as much WER as ours at 5)
+    cut = -DecoderConfig().lm_token_prune
+    theirs["lm, token_min_logp"] = lambda x: with_lm.decode(x.numpy(), beam_width=beam, token_min_logp=cut)
     return theirs
 
 
@@ -219,10 +227,11 @@ def _compare(items, refs, what: str, frame_s: float, beam: int, arpa: Path, lexi
     log(f"  {what}: {len(items)} utterances, {audio_s:.0f} s, beam {beam}; greedy WER {greedy:.1%}")
     for label, (lm, lex, kw), key in (("no LM", (None, None, {}), "none"),
                                       ("no LM, all tokens", (None, None, {"beam_size_token": None}), "none"),
-                                      ("3-gram, lexicon-free", (arpa, None, {}), "lm"),
+                                      ("3-gram, lexicon-free", (arpa, None, {}), "lm, token_min_logp"),
                                       ("3-gram, lexicon", (arpa, lexicon, {}), "lm"),
                                       ("char 6-gram, lexicon-free", (char_arpa, None, {
-                                          "lm_weight": CHAR_LM_WEIGHT, "word_score": CHAR_WORD_SCORE}), "lm")):
+                                          "lm_weight": CHAR_LM_WEIGHT, "word_score": CHAR_WORD_SCORE}),
+                                       "lm, token_min_logp")):
         decode = ours(lm, lex, **kw)
         if key in theirs:  # timed in turns with pyctcdecode
             (t_ours, h_ours), (t_th, h_th) = _time_interleaved([decode, theirs[key]], items, rounds)
@@ -234,7 +243,8 @@ def _compare(items, refs, what: str, frame_s: float, beam: int, arpa: Path, lexi
         if key in theirs:
             wer_th = _wer(refs, h_th)
             se = math.sqrt(max(wer_th, 0.01) * (1 - min(wer_th, 0.99)) / n_words)  # binomial s.e. of a WER
-            pair.update({"pyctcdecode_s": rnd(t_th), "pyctcdecode_ms_per_audio_s": rnd(1000 * t_th / audio_s),
+            pair.update({"pyctcdecode_decode": key, "pyctcdecode_s": rnd(t_th),
+                         "pyctcdecode_ms_per_audio_s": rnd(1000 * t_th / audio_s),
                          "pyctcdecode_wer": rnd(wer_th), "speedup": rnd(t_th / t_ours),
                          "wer_noise_2se": rnd(2 * se), "wer_agrees": abs(_wer(refs, h_ours) - wer_th) <= 2 * se})
             line += (f" | pyctcdecode {pair['pyctcdecode_ms_per_audio_s']:8.2f} ms/audio s, WER {wer_th:.1%} | "

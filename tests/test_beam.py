@@ -223,6 +223,34 @@ def test_plain_search_tries_only_the_tokens_token_prune_keeps(tokens):
     assert unpruned._search_for(x, lp.shape[0]) is unpruned._ctc  # without token_prune every frame may keep them all
 
 
+@pytest.mark.parametrize("kind", ["word", "char"])
+def test_lexicon_free_lm_search_with_lm_token_prune_equals_the_full_search(kind, lm, char_lm):
+    """With an LM and no lexicon, tokens more than lm_token_prune below their frame's best are dropped, flashlight
+    tries as many per frame as the fullest frame keeps, and (word LM) the search runs frame by frame so that our
+    LM adapter answers impossible tokens at once: the n best are those of one search over every token, scores and
+    frames included."""
+    g = torch.Generator().manual_seed(0)
+    lp = emissions("the street was long", {4: {"s": 0.6, "z": 0.4}, 8: {"e": 0.5, "a": 0.3, "i": 0.2}})
+    lp = (lp + 0.5 * torch.randn(lp.shape, generator=g)).log_softmax(-1)  # noisy, but most tokens far below
+    kw = dict(lm=str(lm), lexicon_free=True) if kind == "word" else dict(lm=str(char_lm), lm_weight=0.5)
+    fast, full = beam(nbest=5, **kw), beam(nbest=5, **kw)
+    assert fast.token_prune == 8.0  # lm_token_prune, not token_prune
+    full._search_for = lambda x, n: full._ctc  # beam_size_token (8) tokens in every frame
+    full._stepped = lambda decoder, x, n: decoder.decode(x.data_ptr(), n + 1, x.shape[-1])  # the LM scores them all
+    answered = []
+    if kind == "word":
+        score = fast._lm.score
+        fast._lm.score = lambda state, token: (answered.append(not fast._lm.viable[token]), score(state, token))[1]
+    lengths = torch.tensor([lp.shape[0]])
+    got, want = fast.decode_nbest(lp.unsqueeze(0), lengths)[0], full.decode_nbest(lp.unsqueeze(0), lengths)[0]
+    assert [(h.text, h.frames) for h in got] == [(h.text, h.frames) for h in want]
+    assert [h.score for h in got] == pytest.approx([h.score for h in want], abs=1e-4)
+    assert "the street was long" in {h.text for h in got}
+    assert fast._by_tokens and all(k < 8 for k in fast._by_tokens)  # fewer tokens tried than beam_size_token
+    if kind == "word":
+        assert any(answered) and not all(answered) and fast._lm.viable is None  # told per frame, reset after
+
+
 def test_reweighted_shares_the_loaded_lm(lm):
     d = beam(lm=str(lm), lexicon_free=True)
     d2 = d.reweighted(lm_weight=0.0, word_score=1.0, oov_score=0.0)
@@ -462,21 +490,27 @@ def test_char_lm_errors(char_lm, bpe, tmp_path):
 
 def test_token_prune_skips_far_tokens_in_plain_search_only(lm, tmp_path):
     """decoder.token_prune: without an LM, lexicon or hotwords, tokens more than token_prune below their frame's best
-    are never tried; an LM (or lexicon, or hotword) may need them, so they are kept there."""
+    are never tried; an LM may need them (lm_token_prune, a wider margin), a lexicon or a hotword too (kept)."""
     lp = emissions("the street", {8: {"a": 0.994, "e": 0.006}})  # "e" is 5.1 below "a"
     texts = {h.text for h in beam(nbest=5, token_prune=None).decode_nbest(lp.unsqueeze(0), torch.tensor([len(lp)]))[0]}
     assert "the street" in texts
     pruned = beam(nbest=5, token_prune=5.0).decode_nbest(lp.unsqueeze(0), torch.tensor([len(lp)]))[0]
     assert "the street" not in {h.text for h in pruned} and pruned[0].text == "the streat"
-    # the LM's words beat the acoustics only if "e" is still tried (lexicon-free: "streat" pays the OOV score, -10)
+    # the LM's words beat the acoustics only if "e" is still tried (lexicon-free: "streat" pays the OOV score, -10):
+    # lm_token_prune (8) keeps it, token_prune does not apply with an LM
     assert decode(beam(lm=str(lm), lexicon_free=True, token_prune=5.0), lp).text == "the street"
+    assert decode(beam(lm=str(lm), lexicon_free=True, lm_token_prune=5.0), lp).text == "the streat"
     lexicon = tmp_path / "lexicon.txt"
     write_lexicon(["the", "street"], lexicon)
     assert beam(lm=str(lm)).token_prune is None and beam(lexicon=str(lexicon)).token_prune is None
     assert beam(hotwords=["street"]).token_prune is None and beam().token_prune == 5.0  # the default
+    assert beam(lm=str(lm), lexicon_free=True, hotwords=["street"]).token_prune is None
+    assert beam(lm=str(lm), lexicon_free=True, lm_token_prune=5.0).token_prune == 5.0
     # within the margin, the same best path as the full search
     close = emissions("the street", {8: {"a": 0.55, "e": 0.45}})
     a, b = decode(beam(token_prune=None), close), decode(beam(), close)
     assert (a.text, a.frames) == (b.text, b.frames) and a.score == pytest.approx(b.score, abs=1e-4)
     with pytest.raises(UserError, match="decoder.token_prune=0"):
         beam(token_prune=0)
+    with pytest.raises(UserError, match="decoder.lm_token_prune=-1"):
+        beam(lm_token_prune=-1)
