@@ -140,14 +140,24 @@ def test_lexicon_and_lexicon_free_give_the_same_lm_score(lm, tmp_path):
 
 def test_a_last_word_cut_off_by_pruning_is_searched_again(tmp_path):
     """The pruning keeps only "hell" (its "o" is 14 nats below the rest): no hypothesis can take the closing
-    separator. The wider second search completes the word instead of returning a non-word."""
+    separator. A wider second search completes the word instead of returning a non-word: a wider threshold first,
+    then also a wider beam over every token."""
     lexicon = tmp_path / "lexicon.txt"
     write_lexicon(["hello", "world"], lexicon)
     lp = emissions("world hell")
     narrow = BeamDecoder(DecoderConfig(type="beam", lexicon=str(lexicon)), TOK, _retry=False)
     assert decode(narrow, lp).score < -1e29, "the first search ends in no complete word"
-    hyp = decode(beam(lexicon=str(lexicon)), lp)
+    dec = beam(lexicon=str(lexicon))
+    hyp = decode(dec, lp)
     assert hyp.text == "world hello" and -30 < hyp.score < -10
+    assert all(dec._wide)  # "o" is not among the frame's 8 best tokens: the widest search, every token, found it
+    # "o" second best in its frame, 11.5 nats below "x", which only a longer word ("hellxyz") continues: the 5x
+    # wider threshold alone completes "hello"
+    write_lexicon(["hello", "world", "hellxyz"], lexicon)
+    lp = emissions("world hello", {10: {"x": 1 - 1e-5, "o": 1e-5}})
+    assert decode(BeamDecoder(DecoderConfig(type="beam", lexicon=str(lexicon)), TOK, _retry=False), lp).score < -1e29
+    dec = beam(lexicon=str(lexicon))
+    assert decode(dec, lp).text == "world hello" and dec._wide[0] is not None and dec._wide[1] is None
 
 
 def test_lexicon_look_ahead_is_the_unigram_score_not_the_sentence_start_one(lm):
