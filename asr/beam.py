@@ -6,7 +6,7 @@ decoder (same ``Decoder`` protocol, asr/decode.py). Two modes:
 * lexicon (``cfg.lexicon`` a file from ``write_lexicon``): only lexicon words come out;
   flashlight scores them with the LM natively. With an LM and no lexicon file this is also
   the default, over a lexicon of the LM's own words (plus hotwords): much faster (about
-  0.5 ms per second of audio against 12 ms lexicon-free, beam 50, one CPU core; benchmarks/README.md),
+  0.2 ms per second of audio against 1.6 ms lexicon-free, beam 50, one CPU core; benchmarks/README.md),
   and only spellings the LM knows can come out. Inside a word the search looks ahead with the
   best unigram score of the words the letters may become (``_lexicon_search``).
 * lexicon-free (no lexicon, and no LM or ``cfg.lexicon_free``): any character sequence can
@@ -473,7 +473,8 @@ class BeamDecoder:
         added at each word separator emitted (flashlight's sil_score); the LM's ``|`` ends words the same way.
         Measured on bench_beam.py's 100 demo test utterances (beam 50, 1 thread, weights tuned on dev): a 6-gram of
         the benchmark's text gave 14.8 % WER in 1.5 ms per second of audio; pyctcdecode with a word 3-gram of the
-        same text 12.4 % in 5.6 ms, our word-LM adapter 12.9 % in 12.5 ms."""
+        same text 12.4 % in 5.6 ms, our word-LM adapter 12.9 % in 12.5 ms (before ``lm_token_prune``; now about 5x
+        the character LM's time)."""
         from flashlight.lib.text.decoder import CriterionType, LexiconFreeDecoder, LexiconFreeDecoderOptions
 
         c = self.cfg

@@ -113,7 +113,7 @@ class DecoderConfig:
     #                           char`: searched without a lexicon, any spelling), e.g. from `asr lm build` (beam)
     lexicon: Optional[str] = None  # lexicon file, one "word c h a r s |" per line (beam); None: see lexicon_free
     lexicon_free: bool = False  # with an LM and no lexicon: False spells only the LM's words (a lexicon of its
-    #                             vocabulary, ~20x faster); True lets any spelling through, at oov_score (beam)
+    #                             vocabulary, ~8x faster); True lets any spelling through, at oov_score (beam)
     lm_weight: float = 1.0  # multiplies the LM's log10 probability of each word (character LM: letter) (beam)
     word_score: float = 0.0  # added per emitted word (character LM: word separator), natural-log units; > 0 favours
     #                          more words (beam)
