@@ -444,7 +444,7 @@ class BeamDecoder:
         """Lexicon-free: flashlight's token-level search, with a character LM, or our word-LM adapter when there
         is a word LM or a word score."""
         if self.char_lm:
-            return self._char_lm_search(self.cfg.beam_size_token)
+            return self._token_search(self.cfg.beam_size_token)
         c = self.cfg
         kenlm = None
         vocab: list[str] = []
@@ -460,7 +460,9 @@ class BeamDecoder:
         """torchaudio's ctc_decoder with our tokens, lexicon-free, trying ``beam_size_token`` tokens per frame (None:
         all); we call its flashlight decoder directly (_search_one). lm_weight 1: our adapter (``self._lm``) applies
         lm_weight itself, so that word_score is not scaled by it. No adapter: flashlight's ZeroLM, a plain beam search
-        with no Python in the inner loop."""
+        with no Python in the inner loop. With a character LM: ``_char_lm_search``."""
+        if self.char_lm:
+            return self._char_lm_search(beam_size_token)
         c = self.cfg
         return ctc_decoder(lexicon=None, tokens=self.tokens, lm=self._lm, beam_size=c.beam_size,
                            beam_size_token=beam_size_token, beam_threshold=c.beam_threshold, lm_weight=1.0,
@@ -662,7 +664,7 @@ class BeamDecoder:
         if kept == limit:
             return self._ctc
         if kept not in self._by_tokens:
-            self._by_tokens[kept] = self._char_lm_search(kept) if self.char_lm else self._token_search(kept)
+            self._by_tokens[kept] = self._token_search(kept)
         return self._by_tokens[kept]
 
     def _cuts(self, lp: torch.Tensor) -> list[int]:
