@@ -125,10 +125,11 @@ class DecoderConfig:
     #                                   token_min_logp: -5); the same WER, 1.35x faster on the demo model's outputs.
     #                                   Not with a lexicon or hotwords, and with an LM lm_token_prune instead (beam);
     #                                   None: try them all
-    lm_token_prune: Optional[float] = 8.0  # the same for lexicon-free search with an LM (word or character; no
-    #                                      hotwords), where the LM rescues some such tokens: on the main job's dev
-    #                                      split, word 3-gram, 1.8x faster for +0.3 points (5: 3.7x, +1.9); never
-    #                                      with a lexicon, where it cost 3.7-8.6 points (beam); None: try them all
+    lm_token_prune: Optional[float] = 8.0  # the same margin, natural-log units, for lexicon-free search with a
+    #                                      word or character LM (no hotwords), where the LM rescues some such
+    #                                      tokens: on the main job's dev split, word 3-gram, 1.8x faster for +0.3
+    #                                      points (5: 3.7x, +1.9); never with a lexicon, where it cost 3.7-8.6
+    #                                      points (beam); None: try them all
     beam_threshold: float = 10.0  # drop hypotheses scoring this far below the best, natural-log units (beam;
     #                               pyctcdecode's beam_prune_logp default; 25 decoded at the same WER, 1.2-1.7x slower)
     unk_score: float = float("-inf")  # added per out-of-lexicon word, lexicon mode only; -inf: never (beam)
