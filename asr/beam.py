@@ -755,6 +755,7 @@ def _worker_decoder() -> BeamDecoder:
 
 
 def _worker_ready() -> None:
+    """Build this worker's decoder and return nothing (a decoder cannot travel back through the pool's pipe)."""
     _worker_decoder()
 
 
