@@ -105,6 +105,10 @@ class Recognizer:
         self.decoder = build_decoder(self.decoder_cfg, self.tokenizer)
         self.longform = longform or LongFormConfig()
         self.frame_s = self.cfg.features.hop_ms / 1000 * self.cfg.model.subsampling  # s per output frame: 0.04
+        # Shorter audio than one analysis window and one hop (35 ms at the defaults) holds no speech: its few
+        # output frames see mostly the conv front's edge padding, and a model read a stray letter there ("q" in
+        # 25 ms of digital silence), so its text is empty.
+        self.min_speech_s = (self.cfg.features.win_ms + self.cfg.features.hop_ms) / 1000
 
     @property
     def sample_rate(self) -> int:
@@ -162,6 +166,8 @@ class Recognizer:
         return self._finish(self.log_probs(wav), wav.numel() / self.sample_rate, words, keep_log_probs)
 
     def _finish(self, lp: torch.Tensor, duration: float, words: bool, keep_log_probs: bool) -> Transcript:
+        if duration < self.min_speech_s:
+            return Transcript("", duration, Hypothesis(""), lp if keep_log_probs else None, [])
         hyp = self.decoder.decode(lp.unsqueeze(0), torch.tensor([lp.shape[0]]))[0]  # (T', V) -> (1, T', V)
         aligned = align_words(lp, hyp, self.tokenizer, self.frame_s) if words else []
         return Transcript(hyp.text, duration, hyp, lp if keep_log_probs else None, aligned)

@@ -272,6 +272,22 @@ def test_very_short_and_silent_files_transcribe(tiny_model, tmp_path, capsys, se
     assert main(["transcribe", "--model", str(tiny_model), str(path)]) == 0
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 1 and out[0].startswith(f"{path}\t")
+    if seconds < 0.035:  # shorter than a window and a hop: no speech, whatever the model reads at the edges
+        assert out[0] == f"{path}\t"
+
+
+def test_audio_shorter_than_a_window_and_a_hop_reads_as_empty(tiny_model, monkeypatch):
+    """Below 35 ms the text is empty without asking the decoder; from there on the decoder reads it."""
+    import asr.transcribe as tr
+    from asr.decode import Hypothesis
+
+    rec = tr.Recognizer(tiny_model)
+    asked = []
+    monkeypatch.setattr(rec.decoder, "decode", lambda lp, n: asked.append(int(n[0])) or [Hypothesis("x", [1], [0])])
+    assert rec.min_speech_s == pytest.approx(0.035)
+    noise = np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.1
+    assert rec.transcribe(noise[:559], 16000).text == "" and asked == []
+    assert rec.transcribe(noise[:560], 16000).text == "x" and len(asked) == 1
 
 
 # ---------------------------------------------------------------------------------------------- the CLI
