@@ -33,6 +33,13 @@ class SpecAugmentConfig:
     time_width: int = 25  # widest time mask, frames (10 ms each)
     time_ratio: float = 0.1  # widest time mask as a fraction of the utterance
     freq_warp: float = 0.0  # widest mel-axis warp per utterance (VTLP-like), relative: 0.15 = x0.85..x1.15; 0: off
+    # Echo on the log-mels (asr.features.feature_echo): a share of the training utterances gets a decaying echo,
+    # y(t) = x(t) + g x(t-d) + g^2 x(t-2d) + ... in mel power, d and g drawn per utterance; 0: off
+    echo_prob: float = 0.0  # share of training utterances with an echo
+    echo_min_ms: float = 30.0  # shortest echo delay, ms (rounded to feature frames)
+    echo_max_ms: float = 250.0  # longest echo delay, ms
+    echo_min_db: float = -15.0  # weakest echo, dB of power relative to the sound it repeats
+    echo_max_db: float = -3.0  # strongest echo, dB
 
 
 @dataclass
@@ -241,6 +248,7 @@ _RANGES: dict[str, str] = {
     "features.n_fft": "> 0", "features.f_min": ">= 0",
     "specaug.freq_masks": ">= 0", "specaug.freq_width": ">= 0", "specaug.time_masks": ">= 0",
     "specaug.time_width": ">= 0", "specaug.time_ratio": "in [0, 1]", "specaug.freq_warp": "in [0, 1)",
+    "specaug.echo_prob": "in [0, 1]", "specaug.echo_min_ms": "> 0", "specaug.echo_max_ms": "> 0",
     "model.conv_channels": "> 0", "model.hidden": "> 0", "model.layers": "> 0", "model.dropout": "in [0, 1)",
     "optim.lr": "> 0", "optim.weight_decay": ">= 0", "optim.warmup_steps": ">= 0", "optim.final_lr_ratio": "in [0, 1]",
     "optim.clip_norm": "> 0", "optim.accum_grad": ">= 1", "optim.epochs": ">= 1", "optim.max_bad_steps": ">= 1",
@@ -295,6 +303,10 @@ def check_ranges(cfg: TrainConfig) -> None:
     if cfg.model.subsampling not in SUBSAMPLINGS:
         bad.append(f"model.subsampling={cfg.model.subsampling}: expected 2, 3, 4 or 6 "
                    "(feature frames per output frame)")
+    sa = cfg.specaug
+    if sa.echo_min_ms > sa.echo_max_ms or sa.echo_min_db > sa.echo_max_db or sa.echo_max_db >= 0:
+        bad.append(f"specaug.echo_min_ms/echo_max_ms={sa.echo_min_ms}/{sa.echo_max_ms}, echo_min_db/echo_max_db="
+                   f"{sa.echo_min_db}/{sa.echo_max_db}: each pair must be [lowest, highest], the gains below 0 dB")
     if cfg.data.min_duration >= cfg.data.max_duration:
         bad.append(f"data.min_duration={cfg.data.min_duration} is not below data.max_duration={cfg.data.max_duration}")
     if bad:

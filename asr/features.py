@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torchaudio
 from torch import nn
@@ -97,7 +99,10 @@ class RunningStats:
 
 
 class SpecAugment(nn.Module):
-    """Frequency and time masking (torchaudio), a different mask per utterance; identity in eval mode."""
+    """Frequency and time masking (torchaudio), a different mask per utterance; identity in eval mode.
+
+    ``forward`` takes normalized features; ``raw`` (echo) takes the log-mels before normalization.
+    """
 
     def __init__(self, cfg: SpecAugmentConfig):
         super().__init__()
@@ -105,17 +110,58 @@ class SpecAugment(nn.Module):
         self.freq = torchaudio.transforms.FrequencyMasking(cfg.freq_width, iid_masks=True)
         self.time = torchaudio.transforms.TimeMasking(cfg.time_width, iid_masks=True, p=cfg.time_ratio)
 
+    def raw(self, feats: torch.Tensor, lengths: torch.Tensor, hop_ms: float) -> torch.Tensor:
+        """The augmentations of log-mel power (before normalization): mel-axis warp, then echo. Identity in eval
+        mode. The warp moves the formants of the log spectrum itself, as a longer or shorter vocal tract would
+        (until 2026-11-28 it warped the normalized features, whose per-bin means it then moved too)."""
+        c = self.cfg
+        if not self.training:
+            return feats
+        if c.freq_warp > 0:
+            feats = freq_warp(feats, c.freq_warp)
+        if c.echo_prob > 0:
+            delays = (max(1, round(c.echo_min_ms / hop_ms)), max(1, round(c.echo_max_ms / hop_ms)))
+            feats = feature_echo(feats, lengths, c.echo_prob, delays, (c.echo_min_db, c.echo_max_db))
+        return feats
+
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return feats
-        if self.cfg.freq_warp > 0:
-            feats = freq_warp(feats, self.cfg.freq_warp)
         x = feats.transpose(1, 2).unsqueeze(1)  # (B, T, F) -> (B, 1, F, T), the layout torchaudio masks
         for _ in range(self.cfg.freq_masks):
             x = self.freq(x)
         for _ in range(self.cfg.time_masks):
             x = self.time(x)
         return x.squeeze(1).transpose(1, 2)  # (B, 1, F, T) -> (B, T, F)
+
+
+def feature_echo(feats: torch.Tensor, lengths: torch.Tensor, prob: float, delay_frames: tuple[int, int],
+                 gain_db: tuple[float, float], repeats: int = 6) -> torch.Tensor:
+    """(B, T, F) log-mels with a decaying echo added to a random ``prob`` share of the utterances.
+
+    In mel power, y(t) = x(t) + g x(t - d) + g^2 x(t - 2d) + ... (``repeats`` terms), with the delay d (frames,
+    uniform in ``delay_frames``) and the gain g (dB, uniform in ``gain_db``) drawn per utterance: a feedback echo
+    as a hard-walled room or espeak-ng's ``echo`` voice setting makes (one of its test voices, an echo at 100 ms,
+    was the main job's second-hardest voice). Delays longer than the 25 ms window add as powers; the phases of
+    shorter ones would interfere, which this ignores. Frames past each utterance's length are left alone.
+    """
+    b = feats.shape[0]
+    pick = (torch.rand(b) < prob).nonzero().flatten().tolist()
+    if not pick:
+        return feats
+    out = feats.clone()
+    delays = torch.randint(delay_frames[0], delay_frames[1] + 1, (b,))
+    log_gains = (gain_db[0] + torch.rand(b) * (gain_db[1] - gain_db[0])) * (math.log(10) / 10)  # dB -> ln of power
+    for i in pick:
+        n, d, g = int(lengths[i]), int(delays[i]), float(log_gains[i])
+        x = feats[i, :n].float()
+        y = x.clone()
+        for k in range(1, repeats + 1):
+            if k * d >= n:
+                break
+            y[k * d:] = torch.logaddexp(y[k * d:], x[: n - k * d] + k * g)
+        out[i, :n] = y.to(out.dtype)
+    return out
 
 
 def freq_warp(feats: torch.Tensor, max_warp: float) -> torch.Tensor:

@@ -1,3 +1,5 @@
+import math
+
 import librosa
 import numpy as np
 import pytest
@@ -5,7 +7,7 @@ import torch
 
 from asr.config import FeatureConfig, SpecAugmentConfig
 from asr.data import UtteranceDataset, collate, collate_waves
-from asr.features import LogMel, RunningStats, SpecAugment, freq_warp
+from asr.features import LogMel, RunningStats, SpecAugment, feature_echo, freq_warp
 from asr.manifest import Utterance
 from asr.text import CharTokenizer
 
@@ -106,5 +108,42 @@ def test_freq_warp_scales_the_mel_axis():
 def test_specaugment_warp_only_in_training():
     sa = SpecAugment(SpecAugmentConfig(freq_masks=0, time_masks=0, freq_warp=0.2))
     x = torch.randn(2, 50, 80)
-    assert torch.equal(sa.eval()(x), x)
-    assert not torch.equal(sa.train()(x), x)
+    n = torch.full((2,), 50)
+    assert torch.equal(sa.eval().raw(x, n, 10.0), x)
+    assert not torch.equal(sa.train().raw(x, n, 10.0), x)
+    assert torch.equal(sa.train()(x), x)  # before normalization only: the masks are off here
+
+
+def test_feature_echo_repeats_an_impulse_at_the_delay_with_the_gain():
+    """An impulse (0 against a -20 floor, log power) comes back every d frames, k repeats at k * g dB; frames
+    past an utterance's length stay as they were; the ones an echo does not reach are unchanged."""
+    torch.manual_seed(0)
+    x = torch.full((2, 40, 3), -20.0)
+    x[:, 5] = 0.0
+    y = feature_echo(x, torch.tensor([40, 12]), 1.0, (10, 10), (-6.0, -6.0))
+    db = -6.0 * math.log(10) / 10  # ln of the power gain
+    for k in (1, 2, 3):
+        assert torch.allclose(y[0, 5 + 10 * k], torch.logaddexp(torch.tensor(-20.0), torch.tensor(k * db)))
+    assert torch.equal(y[0, :10], x[0, :10])  # before the first echo of frame 0
+    assert torch.allclose(y[1, 15], torch.tensor(-20.0))  # utterance 2 ends at frame 12: no echo past it
+    assert torch.allclose(y[1, 10], torch.logaddexp(torch.tensor(-20.0), torch.tensor(-20.0 + db)))  # floor echoes
+
+
+def test_feature_echo_draws_per_utterance_and_only_the_asked_share():
+    torch.manual_seed(0)
+    x = torch.randn(200, 60, 8)
+    lengths = torch.full((200,), 60)
+    y = feature_echo(x, lengths, 0.3, (3, 25), (-15.0, -3.0))
+    changed = (y != x).flatten(1).any(1)
+    assert 0.2 < changed.float().mean() < 0.4
+    assert (y >= x - 1e-6).all()  # an echo only adds power
+    assert torch.equal(feature_echo(x, lengths, 0.0, (3, 25), (-15.0, -3.0)), x)
+
+
+def test_specaugment_echo_only_in_training_and_from_config():
+    sa = SpecAugment(SpecAugmentConfig(freq_masks=0, time_masks=0, echo_prob=1.0))
+    x = torch.randn(4, 80, 80)
+    n = torch.full((4,), 80)
+    assert torch.equal(sa.eval().raw(x, n, 10.0), x)
+    assert not torch.equal(sa.train().raw(x, n, 10.0), x)
+    assert torch.equal(SpecAugment(SpecAugmentConfig()).train().raw(x, n, 10.0), x)  # off by default
