@@ -40,6 +40,12 @@ class SpecAugmentConfig:
     echo_max_ms: float = 250.0  # longest echo delay, ms
     echo_min_db: float = -15.0  # weakest echo, dB of power relative to the sound it repeats
     echo_max_db: float = -3.0  # strongest echo, dB
+    # A random equalizer on the log-mels (asr.features.feature_eq): a smooth gain curve over the mel bins through
+    # eq_points random gains of at most eq_db dB, as a microphone, a room or espeak-ng's ``tone`` setting colours
+    # a voice; 0: off
+    eq_prob: float = 0.0  # share of training utterances equalized
+    eq_db: float = 8.0  # largest gain or cut, dB
+    eq_points: int = 5  # random gains spread evenly over the mel bins, linear between them
 
 
 @dataclass
@@ -241,7 +247,7 @@ def to_dataclass(cfg) -> TrainConfig:
 # each range a name in _IN_RANGE, so the test and the message that names it cannot drift apart.
 _IN_RANGE: dict[str, Callable[[float], bool]] = {
     "> 0": lambda v: v > 0, ">= 0": lambda v: v >= 0, ">= 1": lambda v: v >= 1,
-    "in [0, 1]": lambda v: 0 <= v <= 1, "in [0, 1)": lambda v: 0 <= v < 1,
+    "in [0, 1]": lambda v: 0 <= v <= 1, "in [0, 1)": lambda v: 0 <= v < 1, ">= 2": lambda v: v >= 2,
 }
 _RANGES: dict[str, str] = {
     "features.sample_rate": "> 0", "features.n_mels": "> 0", "features.win_ms": "> 0", "features.hop_ms": "> 0",
@@ -249,6 +255,7 @@ _RANGES: dict[str, str] = {
     "specaug.freq_masks": ">= 0", "specaug.freq_width": ">= 0", "specaug.time_masks": ">= 0",
     "specaug.time_width": ">= 0", "specaug.time_ratio": "in [0, 1]", "specaug.freq_warp": "in [0, 1)",
     "specaug.echo_prob": "in [0, 1]", "specaug.echo_min_ms": "> 0", "specaug.echo_max_ms": "> 0",
+    "specaug.eq_prob": "in [0, 1]", "specaug.eq_db": ">= 0", "specaug.eq_points": ">= 2",
     "model.conv_channels": "> 0", "model.hidden": "> 0", "model.layers": "> 0", "model.dropout": "in [0, 1)",
     "optim.lr": "> 0", "optim.weight_decay": ">= 0", "optim.warmup_steps": ">= 0", "optim.final_lr_ratio": "in [0, 1]",
     "optim.clip_norm": "> 0", "optim.accum_grad": ">= 1", "optim.epochs": ">= 1", "optim.max_bad_steps": ">= 1",

@@ -111,7 +111,7 @@ class SpecAugment(nn.Module):
         self.time = torchaudio.transforms.TimeMasking(cfg.time_width, iid_masks=True, p=cfg.time_ratio)
 
     def raw(self, feats: torch.Tensor, lengths: torch.Tensor, hop_ms: float) -> torch.Tensor:
-        """The augmentations of log-mel power (before normalization): mel-axis warp, then echo. Identity in eval
+        """The augmentations of log-mel power (before normalization): mel-axis warp, echo, equalizer. Identity in eval
         mode. The warp moves the formants of the log spectrum itself, as a longer or shorter vocal tract would
         (until 2026-11-28 it warped the normalized features, whose per-bin means it then moved too)."""
         c = self.cfg
@@ -122,6 +122,8 @@ class SpecAugment(nn.Module):
         if c.echo_prob > 0:
             delays = (max(1, round(c.echo_min_ms / hop_ms)), max(1, round(c.echo_max_ms / hop_ms)))
             feats = feature_echo(feats, lengths, c.echo_prob, delays, (c.echo_min_db, c.echo_max_db))
+        if c.eq_prob > 0:
+            feats = feature_eq(feats, c.eq_prob, c.eq_db, c.eq_points)
         return feats
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
@@ -162,6 +164,20 @@ def feature_echo(feats: torch.Tensor, lengths: torch.Tensor, prob: float, delay_
             y[k * d:] = torch.logaddexp(y[k * d:], x[: n - k * d] + k * g)
         out[i, :n] = y.to(out.dtype)
     return out
+
+
+def feature_eq(feats: torch.Tensor, prob: float, max_db: float, points: int = 5) -> torch.Tensor:
+    """(B, T, F) log-mels with a random equalizer on a random ``prob`` share of the utterances: ``points`` gains
+    uniform in [-max_db, max_db] dB spread evenly from the lowest mel bin to the highest, linear between them,
+    added to every frame (in ln power) of the utterance."""
+    b, _, f = feats.shape
+    pick = torch.rand(b) < prob
+    if not pick.any():
+        return feats
+    anchors = (torch.rand(b, 1, points) * 2 - 1) * max_db * (math.log(10) / 10)  # (B, 1, P), ln of power
+    curve = torch.nn.functional.interpolate(anchors, size=f, mode="linear", align_corners=True)  # (B, 1, F)
+    curve = curve * pick.view(b, 1, 1)
+    return (feats.float() + curve.to(feats.device)).to(feats.dtype)
 
 
 def freq_warp(feats: torch.Tensor, max_warp: float) -> torch.Tensor:

@@ -7,7 +7,7 @@ import torch
 
 from asr.config import FeatureConfig, SpecAugmentConfig
 from asr.data import UtteranceDataset, collate, collate_waves
-from asr.features import LogMel, RunningStats, SpecAugment, feature_echo, freq_warp
+from asr.features import LogMel, RunningStats, SpecAugment, feature_echo, feature_eq, freq_warp
 from asr.manifest import Utterance
 from asr.text import CharTokenizer
 
@@ -147,3 +147,20 @@ def test_specaugment_echo_only_in_training_and_from_config():
     assert torch.equal(sa.eval().raw(x, n, 10.0), x)
     assert not torch.equal(sa.train().raw(x, n, 10.0), x)
     assert torch.equal(SpecAugment(SpecAugmentConfig()).train().raw(x, n, 10.0), x)  # off by default
+
+
+def test_feature_eq_adds_one_smooth_bounded_curve_per_picked_utterance():
+    """Every frame of an equalized utterance moves by the same curve over the mel bins, at most eq_db dB, linear
+    between its anchors; the others are untouched; about the asked share is equalized."""
+    torch.manual_seed(0)
+    x = torch.randn(300, 7, 81)
+    y = feature_eq(x, 0.4, 6.0, points=5)
+    delta = (y - x) * 10 / math.log(10)  # dB
+    picked = delta.abs().flatten(1).amax(1) > 0
+    assert 0.3 < picked.float().mean() < 0.5
+    assert torch.allclose(delta, delta[:, :1].expand_as(delta), atol=1e-4)  # the same curve in every frame
+    assert delta.abs().max() <= 6.0 + 1e-4
+    curve = delta[:, 0]
+    second = curve[:, 2:] - 2 * curve[:, 1:-1] + curve[:, :-2]  # zero inside each linear piece of 20 bins
+    assert (second.abs() > 1e-3).sum(1).max() <= 3  # bends only at the 3 inner anchors
+    assert torch.equal(feature_eq(x, 0.0, 6.0), x)
