@@ -105,15 +105,6 @@ def test_freq_warp_scales_the_mel_axis():
     assert torch.equal(freq_warp(ramp, 0.0), ramp)
 
 
-def test_specaugment_warp_only_in_training():
-    sa = SpecAugment(SpecAugmentConfig(freq_masks=0, time_masks=0, freq_warp=0.2))
-    x = torch.randn(2, 50, 80)
-    n = torch.full((2,), 50)
-    assert torch.equal(sa.eval().raw(x, n, 10.0), x)
-    assert not torch.equal(sa.train().raw(x, n, 10.0), x)
-    assert torch.equal(sa.train()(x), x)  # before normalization only: the masks are off here
-
-
 def test_feature_echo_repeats_an_impulse_at_the_delay_with_the_gain():
     """An impulse (0 against a -20 floor, log power) comes back every d frames, k repeats at k * g dB; frames
     past an utterance's length stay as they were; the ones an echo does not reach are unchanged."""
@@ -140,13 +131,18 @@ def test_feature_echo_draws_per_utterance_and_only_the_asked_share():
     assert torch.equal(feature_echo(x, lengths, 0.0, (3, 25), (-15.0, -3.0)), x)
 
 
-def test_specaugment_echo_only_in_training_and_from_config():
-    sa = SpecAugment(SpecAugmentConfig(freq_masks=0, time_masks=0, echo_prob=1.0))
+@pytest.mark.parametrize("setting", [{"freq_warp": 0.2}, {"echo_prob": 1.0}, {"eq_prob": 1.0}],
+                         ids=["warp", "echo", "eq"])
+def test_log_mel_augmentations_only_in_training_and_before_normalization(setting):
+    """Each works on the log-mels before normalization (``raw``), in training only; the masks' ``forward`` leaves
+    them alone; all are off by default."""
+    sa = SpecAugment(SpecAugmentConfig(freq_masks=0, time_masks=0, **setting))
     x = torch.randn(4, 80, 80)
     n = torch.full((4,), 80)
     assert torch.equal(sa.eval().raw(x, n, 10.0), x)
     assert not torch.equal(sa.train().raw(x, n, 10.0), x)
-    assert torch.equal(SpecAugment(SpecAugmentConfig()).train().raw(x, n, 10.0), x)  # off by default
+    assert torch.equal(sa.train()(x), x)
+    assert torch.equal(SpecAugment(SpecAugmentConfig()).train().raw(x, n, 10.0), x)
 
 
 def test_feature_eq_adds_one_smooth_bounded_curve_per_picked_utterance():
