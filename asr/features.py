@@ -101,7 +101,7 @@ class RunningStats:
 class SpecAugment(nn.Module):
     """Frequency and time masking (torchaudio), a different mask per utterance; identity in eval mode.
 
-    ``forward`` takes normalized features; ``raw`` (echo) takes the log-mels before normalization.
+    ``forward`` takes normalized features; ``raw`` (warp, echo, equalizer) takes the log-mels before normalization.
     """
 
     def __init__(self, cfg: SpecAugmentConfig):
@@ -113,7 +113,7 @@ class SpecAugment(nn.Module):
     def raw(self, feats: torch.Tensor, lengths: torch.Tensor, hop_ms: float) -> torch.Tensor:
         """The augmentations of log-mel power (before normalization): mel-axis warp, echo, equalizer. Identity in eval
         mode. The warp moves the formants of the log spectrum itself, as a longer or shorter vocal tract would
-        (until 2026-11-28 it warped the normalized features, whose per-bin means it then moved too)."""
+        (until 2026-11-27 it warped the normalized features, whose per-bin means it then moved too)."""
         c = self.cfg
         if not self.training:
             return feats
