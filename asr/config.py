@@ -33,6 +33,7 @@ class SpecAugmentConfig:
     time_width: int = 25  # widest time mask, frames (10 ms each)
     time_ratio: float = 0.1  # widest time mask as a fraction of the utterance
     freq_warp: float = 0.0  # widest mel-axis warp per utterance (VTLP-like), relative: 0.15 = x0.85..x1.15; 0: off
+    freq_warp_prob: float = 1.0  # share of training utterances warped
     # Echo on the log-mels (asr.features.feature_echo): a share of the training utterances gets a decaying echo,
     # y(t) = x(t) + g x(t-d) + g^2 x(t-2d) + ... in mel power, d and g drawn per utterance; 0: off
     echo_prob: float = 0.0  # share of training utterances with an echo
@@ -254,6 +255,7 @@ _RANGES: dict[str, str] = {
     "features.n_fft": "> 0", "features.f_min": ">= 0",
     "specaug.freq_masks": ">= 0", "specaug.freq_width": ">= 0", "specaug.time_masks": ">= 0",
     "specaug.time_width": ">= 0", "specaug.time_ratio": "in [0, 1]", "specaug.freq_warp": "in [0, 1)",
+    "specaug.freq_warp_prob": "in [0, 1]",
     "specaug.echo_prob": "in [0, 1]", "specaug.echo_min_ms": "> 0", "specaug.echo_max_ms": "> 0",
     "specaug.eq_prob": "in [0, 1]", "specaug.eq_db": ">= 0", "specaug.eq_points": ">= 2",
     "model.conv_channels": "> 0", "model.hidden": "> 0", "model.layers": "> 0", "model.dropout": "in [0, 1)",

@@ -118,7 +118,7 @@ class SpecAugment(nn.Module):
         if not self.training:
             return feats
         if c.freq_warp > 0:
-            feats = freq_warp(feats, c.freq_warp)
+            feats = freq_warp(feats, c.freq_warp, c.freq_warp_prob)
         if c.echo_prob > 0:
             delays = (max(1, round(c.echo_min_ms / hop_ms)), max(1, round(c.echo_max_ms / hop_ms)))
             feats = feature_echo(feats, lengths, c.echo_prob, delays, (c.echo_min_db, c.echo_max_db))
@@ -180,8 +180,9 @@ def feature_eq(feats: torch.Tensor, prob: float, max_db: float, points: int = 5)
     return (feats.float() + curve.to(feats.device)).to(feats.dtype)
 
 
-def freq_warp(feats: torch.Tensor, max_warp: float) -> torch.Tensor:
-    """Stretch or squeeze the mel axis of each utterance by a random factor in [1 - max_warp, 1 + max_warp].
+def freq_warp(feats: torch.Tensor, max_warp: float, prob: float = 1.0) -> torch.Tensor:
+    """Stretch or squeeze the mel axis of a random ``prob`` share of the utterances, each by a random factor in
+    [1 - max_warp, 1 + max_warp].
 
     A cheap stand-in for vocal tract length perturbation (VTLP): output bin f reads the
     input at f * factor (linear interpolation, clamped at the top bin), which moves the
@@ -189,6 +190,8 @@ def freq_warp(feats: torch.Tensor, max_warp: float) -> torch.Tensor:
     """
     b, t, f = feats.shape
     factor = 1 + (torch.rand(b, 1, device=feats.device) * 2 - 1) * max_warp  # (B, 1)
+    if prob < 1:
+        factor = torch.where(torch.rand(b, 1, device=feats.device) < prob, factor, torch.ones_like(factor))
     src = (torch.arange(f, device=feats.device, dtype=torch.float32) * factor).clamp(max=f - 1)  # (B, F)
     lo = src.floor().long()
     hi = (lo + 1).clamp(max=f - 1)

@@ -103,6 +103,9 @@ def test_freq_warp_scales_the_mel_axis():
     assert slopes.std() > 0.05  # a different warp per utterance
     assert y.max() <= 79 + 1e-5  # clamped at the top bin, never reads past it
     assert torch.equal(freq_warp(ramp, 0.0), ramp)
+    some = freq_warp(ramp, 0.2, prob=0.5)
+    unwarped = (some == ramp).flatten(1).all(1)
+    assert 0.2 < unwarped.float().mean() < 0.8  # about half left as they were
 
 
 def test_feature_echo_repeats_an_impulse_at_the_delay_with_the_gain():
