@@ -11,6 +11,7 @@ from torch import nn
 from asr.config import FeatureConfig, SpecAugmentConfig
 
 LOG_FLOOR = 1e-6  # added to mel power before the log; below -60 dB of full scale
+DB_TO_LN = math.log(10) / 10  # a power ratio in dB times this is its natural log: 0.2303
 
 
 class LogMel(nn.Module):
@@ -104,13 +105,15 @@ class SpecAugment(nn.Module):
     ``forward`` takes normalized features; ``raw`` (warp, echo, equalizer) takes the log-mels before normalization.
     """
 
-    def __init__(self, cfg: SpecAugmentConfig):
+    def __init__(self, cfg: SpecAugmentConfig, hop_ms: float = 10.0):
         super().__init__()
         self.cfg = cfg
+        # echo delays in feature frames of hop_ms: 3..25 at the defaults
+        self.echo_delays = (max(1, round(cfg.echo_min_ms / hop_ms)), max(1, round(cfg.echo_max_ms / hop_ms)))
         self.freq = torchaudio.transforms.FrequencyMasking(cfg.freq_width, iid_masks=True)
         self.time = torchaudio.transforms.TimeMasking(cfg.time_width, iid_masks=True, p=cfg.time_ratio)
 
-    def raw(self, feats: torch.Tensor, lengths: torch.Tensor, hop_ms: float) -> torch.Tensor:
+    def raw(self, feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """The augmentations of log-mel power (before normalization): mel-axis warp, echo, equalizer. Identity in eval
         mode. The warp moves the formants of the log spectrum itself, as a longer or shorter vocal tract would
         (until 2026-11-27 it warped the normalized features, whose per-bin means it then moved too)."""
@@ -120,8 +123,7 @@ class SpecAugment(nn.Module):
         if c.freq_warp > 0:
             feats = freq_warp(feats, c.freq_warp, c.freq_warp_prob)
         if c.echo_prob > 0:
-            delays = (max(1, round(c.echo_min_ms / hop_ms)), max(1, round(c.echo_max_ms / hop_ms)))
-            feats = feature_echo(feats, lengths, c.echo_prob, delays, (c.echo_min_db, c.echo_max_db))
+            feats = feature_echo(feats, lengths, c.echo_prob, self.echo_delays, (c.echo_min_db, c.echo_max_db))
         if c.eq_prob > 0:
             feats = feature_eq(feats, c.eq_prob, c.eq_db, c.eq_points)
         return feats
@@ -153,7 +155,7 @@ def feature_echo(feats: torch.Tensor, lengths: torch.Tensor, prob: float, delay_
         return feats
     out = feats.clone()
     delays = torch.randint(delay_frames[0], delay_frames[1] + 1, (b,))
-    log_gains = (gain_db[0] + torch.rand(b) * (gain_db[1] - gain_db[0])) * (math.log(10) / 10)  # dB -> ln of power
+    log_gains = (gain_db[0] + torch.rand(b) * (gain_db[1] - gain_db[0])) * DB_TO_LN  # (B,) ln of power
     for i in pick:
         n, d, g = int(lengths[i]), int(delays[i]), float(log_gains[i])
         x = feats[i, :n].float()
@@ -174,7 +176,7 @@ def feature_eq(feats: torch.Tensor, prob: float, max_db: float, points: int = 5)
     pick = torch.rand(b) < prob
     if not pick.any():
         return feats
-    anchors = (torch.rand(b, 1, points) * 2 - 1) * max_db * (math.log(10) / 10)  # (B, 1, P), ln of power
+    anchors = (torch.rand(b, 1, points) * 2 - 1) * max_db * DB_TO_LN  # (B, 1, P), ln of power
     curve = torch.nn.functional.interpolate(anchors, size=f, mode="linear", align_corners=True)  # (B, 1, F)
     curve = curve * pick.view(b, 1, 1)
     return (feats.float() + curve.to(feats.device)).to(feats.dtype)

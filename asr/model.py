@@ -60,8 +60,7 @@ class BiLSTMCTC(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.norm = GlobalNorm(features.n_mels)
-        self.specaug = SpecAugment(specaug)
-        self.hop_ms = features.hop_ms
+        self.specaug = SpecAugment(specaug, features.hop_ms)
         self.front = ConvFront(features.n_mels, cfg.conv_channels, cfg.hidden, cfg.subsampling)
         self.lstm = nn.LSTM(
             cfg.hidden, cfg.hidden, num_layers=cfg.layers, bidirectional=True, batch_first=True, dropout=cfg.dropout
@@ -76,7 +75,7 @@ class BiLSTMCTC(nn.Module):
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, T, n_mels) log-mel, (B,) frame counts -> (B, T', V) log-probs, (B,) output frame counts."""
-        x = self.norm(self.specaug.raw(feats, lengths, self.hop_ms))
+        x = self.norm(self.specaug.raw(feats, lengths))
         if self.cfg.utterance_cmn:
             x = _utterance_cmn(x, lengths)
         x = self.front(self.specaug(x), lengths.to(x.device))  # (B, T', H)

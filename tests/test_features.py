@@ -1,5 +1,3 @@
-import math
-
 import librosa
 import numpy as np
 import pytest
@@ -7,7 +5,7 @@ import torch
 
 from asr.config import FeatureConfig, SpecAugmentConfig
 from asr.data import UtteranceDataset, collate, collate_waves
-from asr.features import LogMel, RunningStats, SpecAugment, feature_echo, feature_eq, freq_warp
+from asr.features import DB_TO_LN, LogMel, RunningStats, SpecAugment, feature_echo, feature_eq, freq_warp
 from asr.manifest import Utterance
 from asr.text import CharTokenizer
 
@@ -115,7 +113,7 @@ def test_feature_echo_repeats_an_impulse_at_the_delay_with_the_gain():
     x = torch.full((2, 40, 3), -20.0)
     x[:, 5] = 0.0
     y = feature_echo(x, torch.tensor([40, 12]), 1.0, (10, 10), (-6.0, -6.0))
-    db = -6.0 * math.log(10) / 10  # ln of the power gain
+    db = -6.0 * DB_TO_LN  # ln of the power gain
     for k in (1, 2, 3):
         assert torch.allclose(y[0, 5 + 10 * k], torch.logaddexp(torch.tensor(-20.0), torch.tensor(k * db)))
     assert torch.equal(y[0, :10], x[0, :10])  # before the first echo of frame 0
@@ -142,10 +140,12 @@ def test_log_mel_augmentations_only_in_training_and_before_normalization(setting
     sa = SpecAugment(SpecAugmentConfig(freq_masks=0, time_masks=0, **setting))
     x = torch.randn(4, 80, 80)
     n = torch.full((4,), 80)
-    assert torch.equal(sa.eval().raw(x, n, 10.0), x)
-    assert not torch.equal(sa.train().raw(x, n, 10.0), x)
+    assert torch.equal(sa.eval().raw(x, n), x)
+    assert not torch.equal(sa.train().raw(x, n), x)
     assert torch.equal(sa.train()(x), x)
-    assert torch.equal(SpecAugment(SpecAugmentConfig()).train().raw(x, n, 10.0), x)
+    assert torch.equal(SpecAugment(SpecAugmentConfig()).train().raw(x, n), x)
+    assert SpecAugment(SpecAugmentConfig(), hop_ms=10.0).echo_delays == (3, 25)  # 30-250 ms in 10 ms frames
+    assert SpecAugment(SpecAugmentConfig(), hop_ms=20.0).echo_delays == (2, 12)
 
 
 def test_feature_eq_adds_one_smooth_bounded_curve_per_picked_utterance():
@@ -154,7 +154,7 @@ def test_feature_eq_adds_one_smooth_bounded_curve_per_picked_utterance():
     torch.manual_seed(0)
     x = torch.randn(300, 7, 81)
     y = feature_eq(x, 0.4, 6.0, points=5)
-    delta = (y - x) * 10 / math.log(10)  # dB
+    delta = (y - x) / DB_TO_LN  # dB
     picked = delta.abs().flatten(1).amax(1) > 0
     assert 0.3 < picked.float().mean() < 0.5
     assert torch.allclose(delta, delta[:, :1].expand_as(delta), atol=1e-4)  # the same curve in every frame
