@@ -34,6 +34,8 @@ class SpecAugmentConfig:
     time_ratio: float = 0.1  # widest time mask as a fraction of the utterance
     freq_warp: float = 0.0  # widest mel-axis warp per utterance (VTLP-like), relative: 0.15 = x0.85..x1.15; 0: off
     freq_warp_prob: float = 1.0  # share of training utterances warped
+    freq_warp_axis: str = "mel"  # mel: the mel axis stretched (at 0.8 the 7.7 kHz bin reads 4.2 kHz) | hz: frequency
+    #                              scaled, as VTLP does (it reads 6.2 kHz): asr.features.freq_warp
     # Echo on the log-mels (asr.features.feature_echo): a share of the training utterances gets a decaying echo,
     # y(t) = x(t) + g x(t-d) + g^2 x(t-2d) + ... in mel power, d and g drawn per utterance; 0: off
     echo_prob: float = 0.0  # share of training utterances with an echo

@@ -105,11 +105,17 @@ class SpecAugment(nn.Module):
     ``forward`` takes normalized features; ``raw`` (warp, echo, equalizer) takes the log-mels before normalization.
     """
 
-    def __init__(self, cfg: SpecAugmentConfig, hop_ms: float = 10.0):
+    def __init__(self, cfg: SpecAugmentConfig, features: FeatureConfig | None = None):
         super().__init__()
         self.cfg = cfg
+        features = features or FeatureConfig()
+        hop_ms = features.hop_ms
         # echo delays in feature frames of hop_ms: 3..25 at the defaults
         self.echo_delays = (max(1, round(cfg.echo_min_ms / hop_ms)), max(1, round(cfg.echo_max_ms / hop_ms)))
+        if cfg.freq_warp_axis not in ("mel", "hz"):
+            raise ValueError(f"specaug.freq_warp_axis={cfg.freq_warp_axis!r}: expected mel or hz")
+        # centre frequencies of the mel bins, Hz (freq_warp_axis=hz): (n_mels,)
+        self.centers_hz = mel_centers_hz(features) if cfg.freq_warp_axis == "hz" else None
         self.freq = torchaudio.transforms.FrequencyMasking(cfg.freq_width, iid_masks=True)
         self.time = torchaudio.transforms.TimeMasking(cfg.time_width, iid_masks=True, p=cfg.time_ratio)
 
@@ -121,7 +127,7 @@ class SpecAugment(nn.Module):
         if not self.training:
             return feats
         if c.freq_warp > 0:
-            feats = freq_warp(feats, c.freq_warp, c.freq_warp_prob)
+            feats = freq_warp(feats, c.freq_warp, c.freq_warp_prob, self.centers_hz)
         if c.echo_prob > 0:
             feats = feature_echo(feats, lengths, c.echo_prob, self.echo_delays, (c.echo_min_db, c.echo_max_db))
         if c.eq_prob > 0:
@@ -182,21 +188,52 @@ def feature_eq(feats: torch.Tensor, prob: float, max_db: float, points: int = 5)
     return (feats.float() + curve.to(feats.device)).to(feats.dtype)
 
 
-def freq_warp(feats: torch.Tensor, max_warp: float, prob: float = 1.0) -> torch.Tensor:
-    """Stretch or squeeze the mel axis of a random ``prob`` share of the utterances, each by a random factor in
-    [1 - max_warp, 1 + max_warp].
+def freq_warp(feats: torch.Tensor, max_warp: float, prob: float = 1.0,
+              centers_hz: torch.Tensor | None = None) -> torch.Tensor:
+    """Warp the frequency axis of a random ``prob`` share of the utterances, each by a random factor in
+    [1 - max_warp, 1 + max_warp], as a shorter or longer vocal tract moves the formants of a voice.
 
-    A cheap stand-in for vocal tract length perturbation (VTLP): output bin f reads the
-    input at f * factor (linear interpolation, clamped at the top bin), which moves the
-    formants of a voice up or down as a shorter or longer vocal tract would.
+    Without ``centers_hz``, output bin f reads the input at bin f * factor: the mel axis stretched, which on the
+    slaney scale (linear to 1 kHz, logarithmic above) moves high frequencies far more than low ones (at factor 0.8
+    the top bin, 7.7 kHz, reads 4.2 kHz). With ``centers_hz`` (the bins' centre frequencies, Hz, rising), output
+    bin f reads the input where the frequency is centers_hz[f] * factor, as vocal tract length perturbation
+    (VTLP) scales the spectrum (7.7 kHz reads 6.2 kHz at 0.8). Linear interpolation between bins, clamped at the
+    top bin.
     """
     b, t, f = feats.shape
     factor = 1 + (torch.rand(b, 1, device=feats.device) * 2 - 1) * max_warp  # (B, 1)
     if prob < 1:
         factor = torch.where(torch.rand(b, 1, device=feats.device) < prob, factor, torch.ones_like(factor))
-    src = (torch.arange(f, device=feats.device, dtype=torch.float32) * factor).clamp(max=f - 1)  # (B, F)
+    if centers_hz is None:
+        src = torch.arange(f, device=feats.device, dtype=torch.float32) * factor  # (B, F) source bins
+    else:
+        src = _fractional_bin(centers_hz.to(feats.device), centers_hz.to(feats.device) * factor)  # (B, F)
+    src = src.clamp(min=0, max=f - 1)
     lo = src.floor().long()
     hi = (lo + 1).clamp(max=f - 1)
     frac = (src - lo).to(feats.dtype).unsqueeze(1)  # (B, 1, F), broadcast over time
     lo, hi = (i.unsqueeze(1).expand(b, t, f) for i in (lo, hi))  # (B, F) -> (B, T, F) gather indices
     return feats.gather(2, lo) * (1 - frac) + feats.gather(2, hi) * frac
+
+
+def _fractional_bin(centers: torch.Tensor, hz: torch.Tensor) -> torch.Tensor:
+    """Where frequencies ``hz`` (any shape) fall on the bins of rising ``centers`` (F,), as fractional bin
+    indices (linear between centres; beyond the last centre past F - 1, below the first under 0)."""
+    i = torch.searchsorted(centers, hz.contiguous()).clamp(1, len(centers) - 1)  # the centre at or above
+    lo, hi = centers[i - 1], centers[i]
+    return (i - 1) + (hz - lo) / (hi - lo)
+
+
+def mel_centers_hz(cfg: FeatureConfig) -> torch.Tensor:
+    """(n_mels,) centre frequencies of LogMel's filters, Hz: n_mels + 2 points evenly spaced on the slaney mel
+    scale from f_min to f_max, less the two edges (librosa.mel_frequencies(n_mels + 2, htk=False)[1:-1])."""
+    f_sp, min_log_hz = 200.0 / 3, 1000.0  # slaney: 66.7 Hz per mel below 1 kHz, logarithmic above
+    min_log_mel, logstep = min_log_hz / f_sp, math.log(6.4) / 27.0  # 15 mel; 27 mel per factor 6.4 above 1 kHz
+
+    def to_mel(hz: float) -> float:
+        return hz / f_sp if hz < min_log_hz else min_log_mel + math.log(hz / min_log_hz) / logstep
+
+    f_max = cfg.f_max if cfg.f_max is not None else cfg.sample_rate / 2
+    mels = torch.linspace(to_mel(cfg.f_min), to_mel(f_max), cfg.n_mels + 2, dtype=torch.float64)[1:-1]
+    hz = torch.where(mels < min_log_mel, mels * f_sp, min_log_hz * torch.exp((mels - min_log_mel) * logstep))
+    return hz.float()

@@ -60,7 +60,7 @@ class BiLSTMCTC(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.norm = GlobalNorm(features.n_mels)
-        self.specaug = SpecAugment(specaug, features.hop_ms)
+        self.specaug = SpecAugment(specaug, features)
         self.front = ConvFront(features.n_mels, cfg.conv_channels, cfg.hidden, cfg.subsampling)
         self.lstm = nn.LSTM(
             cfg.hidden, cfg.hidden, num_layers=cfg.layers, bidirectional=True, batch_first=True, dropout=cfg.dropout

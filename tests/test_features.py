@@ -5,7 +5,8 @@ import torch
 
 from asr.config import FeatureConfig, SpecAugmentConfig
 from asr.data import UtteranceDataset, collate, collate_waves
-from asr.features import DB_TO_LN, LogMel, RunningStats, SpecAugment, feature_echo, feature_eq, freq_warp
+from asr.features import (DB_TO_LN, LogMel, RunningStats, SpecAugment, feature_echo, feature_eq, freq_warp,
+                          mel_centers_hz)
 from asr.manifest import Utterance
 from asr.text import CharTokenizer
 
@@ -106,6 +107,31 @@ def test_freq_warp_scales_the_mel_axis():
     assert 0.2 < unwarped.float().mean() < 0.8  # about half left as they were
 
 
+def test_mel_centers_are_librosas_slaney_centres():
+    for cfg in (FeatureConfig(), FeatureConfig(n_mels=40, f_max=4000.0), FeatureConfig(f_min=20.0, sample_rate=8000)):
+        f_max = cfg.f_max or cfg.sample_rate / 2
+        ref = librosa.mel_frequencies(cfg.n_mels + 2, fmin=cfg.f_min, fmax=f_max, htk=False)[1:-1]
+        np.testing.assert_allclose(mel_centers_hz(cfg).numpy(), ref, rtol=1e-5)
+
+
+def test_freq_warp_on_the_hz_axis_scales_frequency_as_vtlp():
+    """With the bins' centre frequencies, each bin reads the input at its own frequency times one factor per
+    utterance: features whose value is the bin's frequency come out as that frequency times the factor (exactly,
+    as the interpolation is linear in Hz between centres), clamped to the lowest and highest bin."""
+    torch.manual_seed(0)
+    centers = mel_centers_hz(FeatureConfig())
+    x = centers.expand(16, 30, 80)
+    y = freq_warp(x, 0.2, centers_hz=centers)
+    factor = y[:, :, 20] / centers[20]  # (B, T): bin 20 (about 700 Hz) is never clamped
+    assert torch.allclose(factor, factor[:, :1].expand_as(factor))  # same warp over all frames
+    assert ((factor >= 0.8 - 1e-4) & (factor <= 1.2 + 1e-4)).all() and factor.std() > 0.05
+    expected = (centers * factor[:, :1]).clamp(centers[0].item(), centers[-1].item()).unsqueeze(1).expand_as(y)
+    torch.testing.assert_close(y, expected, rtol=1e-4, atol=1e-2)
+    assert SpecAugment(SpecAugmentConfig(freq_warp_axis="hz")).centers_hz is not None
+    with pytest.raises(ValueError, match="freq_warp_axis"):
+        SpecAugment(SpecAugmentConfig(freq_warp_axis="bark"))
+
+
 def test_feature_echo_repeats_an_impulse_at_the_delay_with_the_gain():
     """An impulse (0 against a -20 floor, log power) comes back every d frames, k repeats at k * g dB; frames
     past an utterance's length stay as they were; the ones an echo does not reach are unchanged."""
@@ -144,8 +170,8 @@ def test_log_mel_augmentations_only_in_training_and_before_normalization(setting
     assert not torch.equal(sa.train().raw(x, n), x)
     assert torch.equal(sa.train()(x), x)
     assert torch.equal(SpecAugment(SpecAugmentConfig()).train().raw(x, n), x)
-    assert SpecAugment(SpecAugmentConfig(), hop_ms=10.0).echo_delays == (3, 25)  # 30-250 ms in 10 ms frames
-    assert SpecAugment(SpecAugmentConfig(), hop_ms=20.0).echo_delays == (2, 12)
+    assert SpecAugment(SpecAugmentConfig(), FeatureConfig(hop_ms=10.0)).echo_delays == (3, 25)  # 30-250 ms in 10 ms frames
+    assert SpecAugment(SpecAugmentConfig(), FeatureConfig(hop_ms=20.0)).echo_delays == (2, 12)
 
 
 def test_feature_eq_adds_one_smooth_bounded_curve_per_picked_utterance():
