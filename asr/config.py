@@ -277,6 +277,7 @@ SUBSAMPLINGS = (2, 3, 4, 6)  # model.subsampling's choices: the keys of asr.mode
 _CHOICES: list[tuple[str, tuple[str, ...]]] = [
     ("precision", ("auto", "fp32", "bf16", "fp16")), ("model.rnn_impl", ("auto", "packed", "flip", "full")),
     ("data.features_on", ("auto", "loader", "device")), ("decoder.type", ("greedy", "beam")),
+    ("specaug.freq_warp_axis", ("mel", "hz")),
 ]
 
 

@@ -58,10 +58,12 @@ def test_bad_overrides_name_the_key(override, key):
     (["data.batch_multiple=0", "data.max_utts=-1"], r"data.batch_multiple=0: must be >= 1; data.max_utts=-1: must be"),
     (["data.batch_multiple=8", "data.max_utts=100"], r"data.max_utts=100 is not a multiple of data.batch_multiple=8"),
     (["specaug.echo_prob=2", "specaug.echo_min_db=-3", "specaug.echo_max_db=-10", "specaug.eq_points=1"],
-     r"specaug.echo_prob=2.0: must be in \[0, 1\]; specaug.eq_points=1: must be >= 2; specaug.echo_min_ms/echo_max_ms=30.0/250.0, "
-     r"echo_min_db/echo_max_db=-3.0/-10.0: each pair must be \[lowest, highest\]"),
+     r"specaug.echo_prob=2.0: must be in \[0, 1\]; specaug.eq_points=1: must be >= 2; "
+     r"specaug.echo_min_ms/echo_max_ms=30.0/250.0, echo_min_db/echo_max_db=-3.0/-10.0: "
+     r"each pair must be \[lowest, highest\]"),
     (["precision=fp8", "model.rnn_impl=foo"],
      r"precision=fp8: expected auto, fp32, bf16 or fp16; model.rnn_impl=foo: expected auto, packed, flip or full"),
+    (["specaug.freq_warp_axis=bark"], r"specaug.freq_warp_axis=bark: expected mel or hz"),
 ])
 def test_values_out_of_range_are_named_before_work(overrides, message, tmp_path):
     """Values that type-check but cannot work (a layer count of 0, a negative learning rate) stop train() in

@@ -170,7 +170,7 @@ def test_log_mel_augmentations_only_in_training_and_before_normalization(setting
     assert not torch.equal(sa.train().raw(x, n), x)
     assert torch.equal(sa.train()(x), x)
     assert torch.equal(SpecAugment(SpecAugmentConfig()).train().raw(x, n), x)
-    assert SpecAugment(SpecAugmentConfig(), FeatureConfig(hop_ms=10.0)).echo_delays == (3, 25)  # 30-250 ms in 10 ms frames
+    assert SpecAugment(SpecAugmentConfig(), FeatureConfig(hop_ms=10.0)).echo_delays == (3, 25)  # 30-250 ms
     assert SpecAugment(SpecAugmentConfig(), FeatureConfig(hop_ms=20.0)).echo_delays == (2, 12)
 
 
