@@ -1,6 +1,7 @@
 """Exported models (TorchScript, ONNX) give the checkpoint's log-probs and transcriptions."""
 
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ import torch
 from asr.checkpoint import build_model, load_model
 from asr.cli import main
 from asr.config import ModelConfig, TrainConfig
-from asr.export import example_inputs, export_onnx, exportable, load_exported, max_abs_diff
+from asr.export import example_inputs, export_onnx, export_torchscript, exportable, load_exported, max_abs_diff
 from asr.io import atomic_write_bytes
 from asr.text import CharTokenizer, train_bpe
 from asr.transcribe import Recognizer
@@ -94,3 +95,24 @@ def test_subsampling_3_exports_with_its_frame_rate(tmp_path):
     feats, lens = example_inputs(cfg.features.n_mels, (211, 97))
     assert run_exported("onnx", path, feats, lens)[1].tolist() == [71, 33]  # ceil(211 / 3), ceil(97 / 3)
     assert Recognizer(path).frame_s == pytest.approx(0.03)
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_utterance_cmn_model_exports_with_its_normalization(fmt, tmp_path):
+    """Per-utterance mean normalization (the digits recipe's model) is part of the exported graph: the checkpoint's
+    log-probs on batches of other lengths than the traced one, padded frames included in the batch."""
+    cfg = TrainConfig(model=ModelConfig(conv_channels=4, hidden=16, layers=2, dropout=0.0, subsampling=3,
+                                        utterance_cmn=True))
+    model = build_model(cfg, CharTokenizer()).eval()
+    with torch.no_grad():
+        model.norm.set_stats(torch.randn(cfg.features.n_mels), torch.rand(cfg.features.n_mels) + 0.5)
+    path = tmp_path / ("m.onnx" if fmt == "onnx" else "m.ts")
+    export = export_onnx if fmt == "onnx" else export_torchscript
+    atomic_write_bytes(path, export(model, cfg, CharTokenizer()))
+    exported, _, cfg2 = load_exported(path)
+    assert cfg2.model.utterance_cmn
+    assert max_abs_diff(model, exported, cfg.features.n_mels, batches=((300, 41, 122), (57,), (403, 402))) < 1e-4
+    # the normalization is really there: the same model without it gives other log-probs
+    plain = build_model(TrainConfig(model=replace(cfg.model, utterance_cmn=False)), CharTokenizer()).eval()
+    plain.load_state_dict(model.state_dict())
+    assert max_abs_diff(plain, exported, cfg.features.n_mels) > 1e-3
