@@ -13,7 +13,10 @@ greedy or beam decode over it loses or doubles nothing at window boundaries. Win
 edges fall on output-frame boundaries (``hop * subsampling`` samples: 40 ms at 4), so frame
 ``j`` of a window is frame ``start + j`` of the file; the first and last windows keep
 the file's own edges, and every other edge is at least ``context_s`` away from any kept
-frame, where the bidirectional LSTM has forgotten it.
+frame, where the bidirectional LSTM has forgotten it. A model with per-utterance mean
+normalization (``model.utterance_cmn``, the main job's) subtracts each window's own mean
+spectrum, as it would for a file of that window's length: its log-probs then differ a little
+from one pass over the whole file (a mean over 60 s of speech against one over all of it).
 
 Memory: one window of audio, features and activations (~60 s), plus the kept
 log-probs, ``vocab * 4`` bytes per 40 ms frame: 2.9 kB per second of audio, 10 MB an hour.
