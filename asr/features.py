@@ -207,7 +207,8 @@ def freq_warp(feats: torch.Tensor, max_warp: float, prob: float = 1.0,
     if centers_hz is None:
         src = torch.arange(f, device=feats.device, dtype=torch.float32) * factor  # (B, F) source bins
     else:
-        src = _fractional_bin(centers_hz.to(feats.device), centers_hz.to(feats.device) * factor)  # (B, F)
+        centers = centers_hz.to(feats.device)
+        src = _fractional_bin(centers, centers * factor)  # (B, F) source bins
     src = src.clamp(min=0, max=f - 1)
     lo = src.floor().long()
     hi = (lo + 1).clamp(max=f - 1)

@@ -99,8 +99,8 @@ def test_subsampling_3_exports_with_its_frame_rate(tmp_path):
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 def test_utterance_cmn_model_exports_with_its_normalization(fmt, tmp_path):
-    """Per-utterance mean normalization (the digits recipe's model) is part of the exported graph: the checkpoint's
-    log-probs on batches of other lengths than the traced one, padded frames included in the batch."""
+    """Per-utterance mean normalization (the main job's and the digits recipe's models) is part of the exported
+    graph: the checkpoint's log-probs on batches of other lengths than the traced one, padded frames included."""
     cfg = TrainConfig(model=ModelConfig(conv_channels=4, hidden=16, layers=2, dropout=0.0, subsampling=3,
                                         utterance_cmn=True))
     model = build_model(cfg, CharTokenizer()).eval()
