@@ -32,7 +32,7 @@ class SpecAugmentConfig:
     time_masks: int = 2  # time masks per utterance
     time_width: int = 25  # widest time mask, frames (10 ms each)
     time_ratio: float = 0.1  # widest time mask as a fraction of the utterance
-    freq_warp: float = 0.0  # widest mel-axis warp per utterance (VTLP-like), relative: 0.15 = x0.85..x1.15; 0: off
+    freq_warp: float = 0.0  # widest frequency warp per utterance (VTLP-like), relative: 0.15 = x0.85..x1.15; 0: off
     freq_warp_prob: float = 1.0  # share of training utterances warped
     freq_warp_axis: str = "mel"  # mel: the mel axis stretched (at 0.8 the 7.7 kHz bin reads 4.2 kHz) | hz: frequency
     #                              scaled, as VTLP does (it reads 6.2 kHz): asr.features.freq_warp
@@ -271,13 +271,14 @@ _RANGES: dict[str, str] = {
 }
 
 
+FREQ_WARP_AXES = ("mel", "hz")  # specaug.freq_warp_axis's choices (asr.features.SpecAugment)
 SUBSAMPLINGS = (2, 3, 4, 6)  # model.subsampling's choices: the keys of asr.model.TIME_STRIDES
 
 # Settings that take one of a few words (the device is checked where it is picked: it depends on the machine).
 _CHOICES: list[tuple[str, tuple[str, ...]]] = [
     ("precision", ("auto", "fp32", "bf16", "fp16")), ("model.rnn_impl", ("auto", "packed", "flip", "full")),
     ("data.features_on", ("auto", "loader", "device")), ("decoder.type", ("greedy", "beam")),
-    ("specaug.freq_warp_axis", ("mel", "hz")),
+    ("specaug.freq_warp_axis", FREQ_WARP_AXES),
 ]
 
 

@@ -8,7 +8,7 @@ import torch
 import torchaudio
 from torch import nn
 
-from asr.config import FeatureConfig, SpecAugmentConfig
+from asr.config import FREQ_WARP_AXES, FeatureConfig, SpecAugmentConfig
 
 LOG_FLOOR = 1e-6  # added to mel power before the log; below -60 dB of full scale
 DB_TO_LN = math.log(10) / 10  # a power ratio in dB times this is its natural log: 0.2303
@@ -112,15 +112,15 @@ class SpecAugment(nn.Module):
         hop_ms = features.hop_ms
         # echo delays in feature frames of hop_ms: 3..25 at the defaults
         self.echo_delays = (max(1, round(cfg.echo_min_ms / hop_ms)), max(1, round(cfg.echo_max_ms / hop_ms)))
-        if cfg.freq_warp_axis not in ("mel", "hz"):
-            raise ValueError(f"specaug.freq_warp_axis={cfg.freq_warp_axis!r}: expected mel or hz")
+        if cfg.freq_warp_axis not in FREQ_WARP_AXES:  # train() names it sooner (asr.config's choices)
+            raise ValueError(f"specaug.freq_warp_axis={cfg.freq_warp_axis!r}: expected {' or '.join(FREQ_WARP_AXES)}")
         # centre frequencies of the mel bins, Hz (freq_warp_axis=hz): (n_mels,)
         self.centers_hz = mel_centers_hz(features) if cfg.freq_warp_axis == "hz" else None
         self.freq = torchaudio.transforms.FrequencyMasking(cfg.freq_width, iid_masks=True)
         self.time = torchaudio.transforms.TimeMasking(cfg.time_width, iid_masks=True, p=cfg.time_ratio)
 
     def raw(self, feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """The augmentations of log-mel power (before normalization): mel-axis warp, echo, equalizer. Identity in eval
+        """The augmentations of log-mel power (before normalization): frequency warp, echo, equalizer. Identity in eval
         mode. The warp moves the formants of the log spectrum itself, as a longer or shorter vocal tract would
         (until 2026-11-27 it warped the normalized features, whose per-bin means it then moved too)."""
         c = self.cfg
