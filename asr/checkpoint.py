@@ -170,7 +170,8 @@ def describe(path: str | os.PathLike) -> dict:
         "path": str(path), "size_mb": round(Path(path).stat().st_size / 2**20, 1),
         "parameters": model.num_params(),
         "model": (f"conv front, 2 layers of {m['conv_channels']} channels ({model.cfg.subsampling}x fewer frames: "
-                  f"{model.cfg.subsampling * f['hop_ms']:g} ms) + {m['layers']}x{m['hidden']} BiLSTM + linear"),
+                  f"{model.cfg.subsampling * f['hop_ms']:g} ms) + {m['layers']}x{m['hidden']} BiLSTM"
+                  f"{' (residual)' if model.cfg.residual else ''} + linear"),
         "outputs": model.out.out_features,
         "tokenizer": ckpt["tokenizer"].get("type", "char"),
         "features": (f"{f['n_mels']} log-mel bins{' up to %g Hz' % f['f_max'] if f.get('f_max') else ''}, "

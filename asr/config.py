@@ -66,6 +66,7 @@ class ModelConfig:
     #                         utterances, <= 128, under autocast), packed elsewhere on a GPU; full for an unpadded
     #                         batch (one file or window)
     utterance_cmn: bool = False  # subtract each utterance's per-bin mean (valid frames) after global normalization
+    residual: bool = False  # add each BiLSTM layer's input to its output, from the second layer on (2H -> 2H)
     forget_bias: float = 0.0  # initial LSTM forget-gate bias (bias_ih + bias_hh); 1.0 is the classic choice
 
 

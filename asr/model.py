@@ -6,7 +6,7 @@ import warnings
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from asr.config import FeatureConfig, ModelConfig, SpecAugmentConfig
 from asr.features import GlobalNorm, SpecAugment, zero_padding
@@ -86,7 +86,7 @@ class BiLSTMCTC(nn.Module):
             if not torch.jit.is_tracing() and bool((out_lengths == x.shape[1]).all()):
                 impl = "full"  # no padding (one file, one window): the plain bidirectional kernel, 5-10 % faster
         if impl == "full":
-            y = self.lstm(x)[0]  # (B, T', 2H)
+            y = self._full_lstm(x)  # (B, T', 2H)
         else:
             y = self._flip_lstm(x, out_lengths) if impl == "flip" else self._packed_lstm(x, out_lengths)
         logits = self.out(self.dropout(y))  # (B, T', 2H) -> (B, T', V)
@@ -106,11 +106,47 @@ class BiLSTMCTC(nn.Module):
         props = torch.cuda.get_device_properties(x.device)
         return props.major >= 8 and props.minor != 6 and props.multi_processor_count >= 98
 
+    def _params(self, layer: int, suffixes: tuple[str, ...] = ("", "_reverse")) -> list[torch.Tensor]:
+        """One layer's weights as torch.lstm takes them: (w_ih, w_hh, b_ih, b_hh) per direction of ``suffixes``."""
+        return [getattr(self.lstm, f"{name}_l{layer}{suffix}") for suffix in suffixes
+                for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+
+    def _layer_input(self, x: torch.Tensor, layer: int) -> torch.Tensor:
+        return nn.functional.dropout(x, self.cfg.dropout, self.training) if layer else x
+
+    def _residual(self, y: torch.Tensor, x: torch.Tensor, layer: int) -> torch.Tensor:
+        """A layer's output, plus its input with ``model.residual`` from the second layer on (both 2H wide)."""
+        return y + x if self.cfg.residual and layer else y
+
+    def _full_lstm(self, x: torch.Tensor) -> torch.Tensor:
+        """The bidirectional LSTM over unpadded input: the whole stack in one call, or layer by layer when each
+        layer's input is added to its output (``model.residual``)."""
+        if not self.cfg.residual:
+            return self.lstm(x)[0]
+        h0 = x.new_zeros(2, x.shape[0], self.cfg.hidden)  # (directions, B, H)
+        for layer in range(self.cfg.layers):
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="RNN module weights are not part of single contiguous")
+                y = torch.lstm(self._layer_input(x, layer), (h0, h0), self._params(layer), True, 1, 0.0,
+                               self.training, True, True)[0]  # (B, T', 2H)
+            x = self._residual(y, x, layer)
+        return x
+
     def _packed_lstm(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """cuDNN's bidirectional LSTM on packed sequences: the backward direction never reads padding."""
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        y, _ = self.lstm(packed)
-        y, _ = pad_packed_sequence(y, batch_first=True, total_length=x.shape[1])  # (B, T', 2H)
+        if self.cfg.residual:  # layer by layer, on the packed frames (sum of lengths, H or 2H)
+            data, h0 = packed.data, x.new_zeros(2, x.shape[0], self.cfg.hidden)
+            for layer in range(self.cfg.layers):
+                with warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", message="RNN module weights are not part of single contiguous")
+                    y = torch.lstm(self._layer_input(data, layer), packed.batch_sizes, (h0, h0), self._params(layer),
+                                   True, 1, 0.0, self.training, True)[0]
+                data = self._residual(y, data, layer)
+            packed = PackedSequence(data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices)
+        else:
+            packed, _ = self.lstm(packed)
+        y, _ = pad_packed_sequence(packed, batch_first=True, total_length=x.shape[1])  # (B, T', 2H)
         return y
 
     def _flip_lstm(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -126,20 +162,18 @@ class BiLSTMCTC(nn.Module):
         rev = torch.where(valid, lengths.to(x.device).unsqueeze(1) - 1 - steps, steps)  # per-utterance reversal
         h0 = x.new_zeros(1, b, self.cfg.hidden)
         for layer in range(self.cfg.layers):
-            if layer:
-                x = nn.functional.dropout(x, self.cfg.dropout, self.training)
+            layer_in = self._layer_input(x, layer)
             outs = []
             for suffix, order in (("", None), ("_reverse", rev)):
-                params = [getattr(self.lstm, f"{name}_l{layer}{suffix}")
-                          for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
-                inp = x if order is None else _gather_time(x, order)
+                params = self._params(layer, (suffix,))
+                inp = layer_in if order is None else _gather_time(layer_in, order)
                 with warnings.catch_warnings():
                     # cuDNN copies one direction's 4 weight tensors into its own layout per call (a few MB;
                     # measured on an H100: flip as fast as packed) and warns each time that it does so
                     warnings.filterwarnings("ignore", message="RNN module weights are not part of single contiguous")
                     y = torch.lstm(inp, (h0, h0), params, True, 1, 0.0, self.training, False, True)[0]  # (B, T', H)
                 outs.append(y if order is None else _gather_time(y, order))
-            x = torch.cat(outs, dim=-1)  # (B, T', 2H)
+            x = self._residual(torch.cat(outs, dim=-1), x, layer)  # (B, T', 2H)
         return x * valid.unsqueeze(-1)  # zero padded frames as pad_packed_sequence does
 
     def num_params(self) -> int:

@@ -384,8 +384,8 @@ def _resume(last: Path, cfg: TrainConfig, model, opt, state: dict, scaler) -> No
           file=sys.stderr)
 
 
-# Model settings that change what the weights compute without changing their shapes.
-_SAME_INPUTS = ("utterance_cmn",)
+# Model settings that change what the weights compute without changing their shapes, and what to say when they differ.
+_SAME_SHAPES = {"utterance_cmn": "input normalization differs", "residual": "the layers' residual connections differ"}
 
 
 def _load_fitting(path: Path, cfg: TrainConfig, model, action: str,
@@ -398,11 +398,14 @@ def _load_fitting(path: Path, cfg: TrainConfig, model, action: str,
     """
     ckpt = load_checkpoint(path)
     old = ckpt.get("config", {})
-    diffs = [f"{sec}.{k}={old[sec].get(k)!r} there, {v!r} now" for sec in ("features", "model")
-             for k, v in asdict(getattr(cfg, sec)).items() if sec in old and old[sec].get(k) != v]
-    why = ("features differ" if any(d.startswith("features.") for d in diffs) else
-           "input normalization differs" if any(d.startswith(f"model.{k}=") for k in _SAME_INPUTS for d in diffs)
-           else None)
+    diffs = []
+    for sec in ("features", "model"):
+        now = getattr(cfg, sec)
+        default = asdict(type(now)())  # what a checkpoint made before a setting existed was trained with
+        diffs += [f"{sec}.{k}={old[sec].get(k, default[k])!r} there, {v!r} now" for k, v in asdict(now).items()
+                  if sec in old and old[sec].get(k, default[k]) != v]
+    why = "features differ" if any(d.startswith("features.") for d in diffs) else next(
+        (reason for k, reason in _SAME_SHAPES.items() if any(d.startswith(f"model.{k}=") for d in diffs)), None)
     if why is None:
         try:
             model.load_state_dict(ckpt["model"])

@@ -98,11 +98,13 @@ def test_subsampling_3_exports_with_its_frame_rate(tmp_path):
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
-def test_utterance_cmn_model_exports_with_its_normalization(fmt, tmp_path):
-    """Per-utterance mean normalization (the main job's and the digits recipe's models) is part of the exported
-    graph: the checkpoint's log-probs on batches of other lengths than the traced one, padded frames included."""
-    cfg = TrainConfig(model=ModelConfig(conv_channels=4, hidden=16, layers=2, dropout=0.0, subsampling=3,
-                                        utterance_cmn=True))
+@pytest.mark.parametrize("setting", ["utterance_cmn", "residual"])
+def test_main_job_model_settings_are_in_the_exported_graph(fmt, setting, tmp_path):
+    """Per-utterance mean normalization (the main job's and the digits recipe's models) and residual LSTM layers
+    (the main job's) are part of the exported graph: the checkpoint's log-probs on batches of other lengths than
+    the traced one, padded frames included."""
+    cfg = TrainConfig(model=ModelConfig(conv_channels=4, hidden=16, layers=3, dropout=0.0, subsampling=3,
+                                        **{setting: True}))
     model = build_model(cfg, CharTokenizer()).eval()
     with torch.no_grad():
         model.norm.set_stats(torch.randn(cfg.features.n_mels), torch.rand(cfg.features.n_mels) + 0.5)
@@ -110,9 +112,9 @@ def test_utterance_cmn_model_exports_with_its_normalization(fmt, tmp_path):
     export = export_onnx if fmt == "onnx" else export_torchscript
     atomic_write_bytes(path, export(model, cfg, CharTokenizer()))
     exported, _, cfg2 = load_exported(path)
-    assert cfg2.model.utterance_cmn
+    assert getattr(cfg2.model, setting)
     assert max_abs_diff(model, exported, cfg.features.n_mels, batches=((300, 41, 122), (57,), (403, 402))) < 1e-4
-    # the normalization is really there: the same model without it gives other log-probs
-    plain = build_model(TrainConfig(model=replace(cfg.model, utterance_cmn=False)), CharTokenizer()).eval()
+    # the setting is really there: the same weights without it give other log-probs
+    plain = build_model(TrainConfig(model=replace(cfg.model, **{setting: False})), CharTokenizer()).eval()
     plain.load_state_dict(model.state_dict())
     assert max_abs_diff(plain, exported, cfg.features.n_mels) > 1e-3

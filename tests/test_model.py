@@ -9,8 +9,8 @@ from asr.text import CharTokenizer
 
 def make_model(**kw):
     torch.manual_seed(0)
-    return BiLSTMCTC(ModelConfig(conv_channels=4, hidden=16, layers=2, dropout=0.0, **kw), FeatureConfig(),
-                     SpecAugmentConfig(), vocab_size=29).eval()
+    kw = {"conv_channels": 4, "hidden": 16, "layers": 2, "dropout": 0.0, **kw}
+    return BiLSTMCTC(ModelConfig(**kw), FeatureConfig(), SpecAugmentConfig(), vocab_size=29).eval()
 
 
 @pytest.mark.parametrize("subsampling", [2, 3, 4, 6])
@@ -84,8 +84,9 @@ def test_greedy_decoding_hand_made():
     assert hyp.score == pytest.approx(-0.01 * len(ids))
 
 
-def test_unpadded_batch_takes_the_plain_kernel_with_the_same_output(monkeypatch):
-    model = make_model()
+@pytest.mark.parametrize("residual", [False, True])
+def test_unpadded_batch_takes_the_plain_kernel_with_the_same_output(monkeypatch, residual):
+    model = make_model(residual=residual)
     feats, lengths = torch.randn(2, 57, 80), torch.tensor([57, 57])
     model.cfg.rnn_impl = "flip"
     flip, _ = model(feats, lengths)
@@ -96,9 +97,10 @@ def test_unpadded_batch_takes_the_plain_kernel_with_the_same_output(monkeypatch)
     assert not calls and torch.allclose(flip, auto, atol=1e-6)
 
 
-def test_flip_and_packed_lstm_agree():
+@pytest.mark.parametrize("residual", [False, True])
+def test_flip_and_packed_lstm_agree(residual):
     """The padded two-pass implementation equals cuDNN-style packed sequences, outputs and gradients."""
-    model = make_model()
+    model = make_model(residual=residual, layers=3)
     feats, lengths = torch.randn(3, 90, 80), torch.tensor([90, 61, 17])
     out = {}
     for impl in ("packed", "flip"):
@@ -148,3 +150,24 @@ def test_forget_bias_initialization():
             total = getattr(model.lstm, f"bias_ih_l{layer}{suffix}") + getattr(model.lstm, f"bias_hh_l{layer}{suffix}")
             assert torch.allclose(total[h: 2 * h], torch.ones(h))
             assert not torch.allclose(total[:h], torch.ones(h))  # the other gates keep their random init
+
+
+@pytest.mark.parametrize("impl", ["flip", "packed", "full"])
+def test_residual_adds_each_upper_layers_input_to_its_output(impl):
+    """model.residual: layer k >= 2 outputs LSTM_k(x) + x, the same weights as the plain stack; layer 1 (H -> 2H)
+    has none. Checked against nn.LSTM's own single layers run one after the other."""
+    model = make_model(residual=True, layers=3, rnn_impl=impl)
+    x = torch.randn(2, 20, 16)  # (B, T', H): the conv front's output
+    lengths = torch.tensor([20, 20])
+    y = model._full_lstm(x) if impl == "full" else (
+        model._flip_lstm(x, lengths) if impl == "flip" else model._packed_lstm(x, lengths))
+    expect = x
+    for layer in range(3):
+        one = torch.nn.LSTM(16 if layer == 0 else 32, 16, bidirectional=True, batch_first=True)
+        for name, _ in one.named_parameters():  # weight_ih_l0(_reverse) <- the stack's layer's
+            getattr(one, name).data = getattr(model.lstm, name.replace("_l0", f"_l{layer}")).data
+        out = one(expect)[0]
+        expect = out + expect if layer else out
+    assert torch.allclose(y, expect, atol=1e-5)
+    plain = make_model(residual=False, layers=3, rnn_impl=impl)
+    assert not torch.allclose(plain._full_lstm(x), y, atol=1e-2)  # the same weights, another function
