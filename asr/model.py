@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 import torch
@@ -125,8 +126,7 @@ class BiLSTMCTC(nn.Module):
             return self.lstm(x)[0]
         h0 = x.new_zeros(2, x.shape[0], self.cfg.hidden)  # (directions, B, H)
         for layer in range(self.cfg.layers):
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="RNN module weights are not part of single contiguous")
+            with _own_weight_layout():
                 y = torch.lstm(self._layer_input(x, layer), (h0, h0), self._params(layer), True, 1, 0.0,
                                self.training, True, True)[0]  # (B, T', 2H)
             x = self._residual(y, x, layer)
@@ -138,8 +138,7 @@ class BiLSTMCTC(nn.Module):
         if self.cfg.residual:  # layer by layer, on the packed frames (sum of lengths, H or 2H)
             data, h0 = packed.data, x.new_zeros(2, x.shape[0], self.cfg.hidden)
             for layer in range(self.cfg.layers):
-                with warnings.catch_warnings():
-                    warnings.filterwarnings("ignore", message="RNN module weights are not part of single contiguous")
+                with _own_weight_layout():
                     y = torch.lstm(self._layer_input(data, layer), packed.batch_sizes, (h0, h0), self._params(layer),
                                    True, 1, 0.0, self.training, True)[0]
                 data = self._residual(y, data, layer)
@@ -167,10 +166,7 @@ class BiLSTMCTC(nn.Module):
             for suffix, order in (("", None), ("_reverse", rev)):
                 params = self._params(layer, (suffix,))
                 inp = layer_in if order is None else _gather_time(layer_in, order)
-                with warnings.catch_warnings():
-                    # cuDNN copies one direction's 4 weight tensors into its own layout per call (a few MB;
-                    # measured on an H100: flip as fast as packed) and warns each time that it does so
-                    warnings.filterwarnings("ignore", message="RNN module weights are not part of single contiguous")
+                with _own_weight_layout():
                     y = torch.lstm(inp, (h0, h0), params, True, 1, 0.0, self.training, False, True)[0]  # (B, T', H)
                 outs.append(y if order is None else _gather_time(y, order))
             x = self._residual(torch.cat(outs, dim=-1), x, layer)  # (B, T', 2H)
@@ -178,6 +174,15 @@ class BiLSTMCTC(nn.Module):
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+@contextlib.contextmanager
+def _own_weight_layout():
+    """Quiet the warning of a torch.lstm call on some of an nn.LSTM's weights: cuDNN copies them into its own
+    layout per call (a few MB; measured on an H100: flip as fast as packed) and warns each time that it does so."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="RNN module weights are not part of single contiguous")
+        yield
 
 
 def _gather_time(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
