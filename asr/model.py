@@ -107,17 +107,21 @@ class BiLSTMCTC(nn.Module):
         props = torch.cuda.get_device_properties(x.device)
         return props.major >= 8 and props.minor != 6 and props.multi_processor_count >= 98
 
-    def _params(self, layer: int, suffixes: tuple[str, ...] = ("", "_reverse")) -> list[torch.Tensor]:
-        """One layer's weights as torch.lstm takes them: (w_ih, w_hh, b_ih, b_hh) per direction of ``suffixes``."""
-        return [getattr(self.lstm, f"{name}_l{layer}{suffix}") for suffix in suffixes
+    def _params(self, layer: int) -> list[torch.Tensor]:
+        """One layer's weights as torch.lstm takes them: (w_ih, w_hh, b_ih, b_hh), forward then backward direction."""
+        return [getattr(self.lstm, f"{name}_l{layer}{suffix}") for suffix in ("", "_reverse")
                 for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
 
-    def _layer_input(self, x: torch.Tensor, layer: int) -> torch.Tensor:
-        return nn.functional.dropout(x, self.cfg.dropout, self.training) if layer else x
-
-    def _residual(self, y: torch.Tensor, x: torch.Tensor, layer: int) -> torch.Tensor:
-        """A layer's output, plus its input with ``model.residual`` from the second layer on (both 2H wide)."""
-        return y + x if self.cfg.residual and layer else y
+    def _layer_by_layer(self, x: torch.Tensor, run_layer) -> torch.Tensor:
+        """The stack one layer at a time: ``run_layer(input, weights of both directions)`` -> the layer's output;
+        dropout before every layer but the first, and with ``model.residual`` each layer's input added to its
+        output from the second layer on (both 2H wide)."""
+        for layer in range(self.cfg.layers):
+            inp = nn.functional.dropout(x, self.cfg.dropout, self.training) if layer else x
+            with _own_weight_layout():
+                y = run_layer(inp, self._params(layer))
+            x = y + x if self.cfg.residual and layer else y
+        return x
 
     def _full_lstm(self, x: torch.Tensor) -> torch.Tensor:
         """The bidirectional LSTM over unpadded input: the whole stack in one call, or layer by layer when each
@@ -125,23 +129,16 @@ class BiLSTMCTC(nn.Module):
         if not self.cfg.residual:
             return self.lstm(x)[0]
         h0 = x.new_zeros(2, x.shape[0], self.cfg.hidden)  # (directions, B, H)
-        for layer in range(self.cfg.layers):
-            with _own_weight_layout():
-                y = torch.lstm(self._layer_input(x, layer), (h0, h0), self._params(layer), True, 1, 0.0,
-                               self.training, True, True)[0]  # (B, T', 2H)
-            x = self._residual(y, x, layer)
-        return x
+        return self._layer_by_layer(x, lambda inp, params: torch.lstm(
+            inp, (h0, h0), params, True, 1, 0.0, self.training, True, True)[0])  # (B, T', 2H)
 
     def _packed_lstm(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """cuDNN's bidirectional LSTM on packed sequences: the backward direction never reads padding."""
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        if self.cfg.residual:  # layer by layer, on the packed frames (sum of lengths, H or 2H)
-            data, h0 = packed.data, x.new_zeros(2, x.shape[0], self.cfg.hidden)
-            for layer in range(self.cfg.layers):
-                with _own_weight_layout():
-                    y = torch.lstm(self._layer_input(data, layer), packed.batch_sizes, (h0, h0), self._params(layer),
-                                   True, 1, 0.0, self.training, True)[0]
-                data = self._residual(y, data, layer)
+        if self.cfg.residual:  # layer by layer, on the packed frames: (sum of lengths, H), then (..., 2H)
+            h0 = x.new_zeros(2, x.shape[0], self.cfg.hidden)
+            data = self._layer_by_layer(packed.data, lambda inp, params: torch.lstm(
+                inp, packed.batch_sizes, (h0, h0), params, True, 1, 0.0, self.training, True)[0])
             packed = PackedSequence(data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices)
         else:
             packed, _ = self.lstm(packed)
@@ -160,17 +157,16 @@ class BiLSTMCTC(nn.Module):
         valid = steps < lengths.to(x.device).unsqueeze(1)
         rev = torch.where(valid, lengths.to(x.device).unsqueeze(1) - 1 - steps, steps)  # per-utterance reversal
         h0 = x.new_zeros(1, b, self.cfg.hidden)
-        for layer in range(self.cfg.layers):
-            layer_in = self._layer_input(x, layer)
+
+        def run_layer(inp: torch.Tensor, params: list[torch.Tensor]) -> torch.Tensor:
             outs = []
-            for suffix, order in (("", None), ("_reverse", rev)):
-                params = self._params(layer, (suffix,))
-                inp = layer_in if order is None else _gather_time(layer_in, order)
-                with _own_weight_layout():
-                    y = torch.lstm(inp, (h0, h0), params, True, 1, 0.0, self.training, False, True)[0]  # (B, T', H)
+            for weights, order in ((params[:4], None), (params[4:], rev)):  # forward, then backward direction
+                src = inp if order is None else _gather_time(inp, order)
+                y = torch.lstm(src, (h0, h0), weights, True, 1, 0.0, self.training, False, True)[0]  # (B, T', H)
                 outs.append(y if order is None else _gather_time(y, order))
-            x = self._residual(torch.cat(outs, dim=-1), x, layer)  # (B, T', 2H)
-        return x * valid.unsqueeze(-1)  # zero padded frames as pad_packed_sequence does
+            return torch.cat(outs, dim=-1)  # (B, T', 2H)
+
+        return self._layer_by_layer(x, run_layer) * valid.unsqueeze(-1)  # padded frames zero, as packed's are
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
