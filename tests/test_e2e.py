@@ -316,8 +316,11 @@ def test_progress_bar_shows_time_left_and_budget_at_one_precision(monkeypatch):
     assert asr.train._Clock(0.0, 0.0, torch.device("cpu")).left() == ""
 
 
-def test_cpu_optimizer_is_fused_and_steps_as_the_default_adamw():
-    """make_optimizer: AdamW's fused kernel on a CPU, with the same updates as the default implementation."""
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA GPU"))])
+def test_optimizer_is_fused_and_steps_as_the_default_adamw(device):
+    """make_optimizer: AdamW's fused kernel on a CPU and on a GPU, with the same updates as the default
+    implementation; the default's saved state loads into it (a run resumed after the change)."""
     import copy
 
     from asr.text import CharTokenizer
@@ -325,17 +328,22 @@ def test_cpu_optimizer_is_fused_and_steps_as_the_default_adamw():
 
     cfg = to_dataclass(compose(["model=tiny"]))
     torch.manual_seed(0)
-    a = build_model(cfg, CharTokenizer())
+    a = build_model(cfg, CharTokenizer()).to(device)
     b = copy.deepcopy(a)
-    fused = make_optimizer(a, cfg, torch.device("cpu"))
     plain = torch.optim.AdamW(b.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+    fused = make_optimizer(a, cfg, torch.device(device))
     assert fused.defaults["fused"] and not plain.defaults["fused"]
     before = [p.detach().clone() for p in a.parameters()]
     gen = torch.Generator().manual_seed(1)
-    for _ in range(3):
+    for i in range(4):
         for pa, pb in zip(a.parameters(), b.parameters()):
-            pa.grad = torch.randn(pa.shape, generator=gen)
+            pa.grad = torch.randn(pa.shape, generator=gen).to(device)
             pb.grad = pa.grad.clone()
+        if i == 1:
+            plain.step()  # the first two steps by the default alone, its state then loaded into the fused one
+            a.load_state_dict(b.state_dict())
+            fused.load_state_dict(copy.deepcopy(plain.state_dict()))  # as from a file: no tensor shared
+            continue
         fused.step()
         plain.step()
     assert all(not torch.equal(pa, p0) for pa, p0 in zip(a.parameters(), before))  # every tensor was updated

@@ -41,9 +41,11 @@ def test_bf16_autocast_trains(digit_manifests, tmp_path, capsys):
 
 
 @cuda
-def test_packed_cudnn_matches_flip_on_gpu():
-    """On the GPU, rnn_impl=packed (cuDNN, the default there) and flip give the same log-probs."""
-    cfg = to_dataclass(compose(["model=tiny"]))
+@pytest.mark.parametrize("residual", [False, True])
+def test_packed_cudnn_matches_flip_on_gpu(residual):
+    """On the GPU, rnn_impl=packed (cuDNN, the default there) and flip give the same log-probs, with residual
+    layers too."""
+    cfg = to_dataclass(compose(["model=tiny", f"model.residual={residual}"]))
     model = build_model(cfg, CharTokenizer()).cuda().eval()
     feats = torch.randn(3, 230, cfg.features.n_mels, device="cuda")
     lengths = torch.tensor([230, 171, 40])
@@ -57,16 +59,18 @@ def test_packed_cudnn_matches_flip_on_gpu():
 
 
 @cuda
-def test_auto_takes_cudnn_persistent_lstm_on_batches_of_8():
+@pytest.mark.parametrize("residual", [False, True])
+def test_auto_takes_cudnn_persistent_lstm_on_batches_of_8(residual):
     """Under autocast on a batch of 8 utterances, rnn_impl=auto takes flip, which cuDNN runs as its persistent
-    kernel on an A100/H100-class GPU: packed's log-probs with a fraction of its kernel launches. 7 utterances:
-    packed."""
+    kernel on an A100/H100-class GPU: packed's log-probs with a fraction of its kernel launches, residual layers
+    or not. 7 utterances: packed."""
     from torch.profiler import ProfilerActivity, profile
 
     props = torch.cuda.get_device_properties(0)
     if not (props.major >= 8 and props.minor != 6 and props.multi_processor_count >= 98):
         pytest.skip(f"{props.name}: PyTorch does not ask cuDNN for its persistent LSTM on this GPU")
-    cfg = to_dataclass(compose(["model=tiny", "model.hidden=128", "model.layers=2", "specaug=none"]))
+    cfg = to_dataclass(compose(["model=tiny", "model.hidden=128", "model.layers=2", "specaug=none",
+                                f"model.residual={residual}"]))
     model = build_model(cfg, CharTokenizer()).cuda().eval()
     feats = torch.randn(8, 400, cfg.features.n_mels, device="cuda")
     lengths = torch.tensor([400, 380, 350, 300, 280, 250, 220, 200], device="cuda")
@@ -133,18 +137,20 @@ def test_gpu_training_fp16_with_loss_scaler(digit_manifests, tmp_path, capsys):
 
 
 @cuda
-def test_real_gpu_out_of_memory_trains_the_batch_in_pieces(capsys):
+@pytest.mark.parametrize("rnn_impl", ["packed", "auto"])
+def test_real_gpu_out_of_memory_trains_the_batch_in_pieces(capsys, rnn_impl):
     """A batch that does not fit in the GPU memory allowed (``torch.cuda.set_per_process_memory_fraction``) is
     trained in pieces by ``_step``: a real CUDA out-of-memory error, not a simulated one, and the same loss and
     gradient as the whole batch where it fits (bf16 autocast, the recipe's GPU setting)."""
     from asr.train import _step
     from asr.data import Batch
 
-    # packed: on 64 utterances auto would take flip (cuDNN's persistent kernel); with it, not even one utterance
-    # fit under the 55 % limit below in 1 of 2 runs on an H100, while packed passed in every run. A likely cause,
-    # fixed since without a GPU to check it on: _step tried the pieces inside its except clause, where the
-    # traceback kept the failed attempt's activations alive (tests/test_faults.py). Next GPU: try auto here.
-    cfg = to_dataclass(compose(["model=librispeech_100", "model.dropout=0", "specaug=none", "model.rnn_impl=packed"]))
+    # auto: on 64 utterances flip (cuDNN's persistent kernel). With it, not even one utterance fit under the 55 %
+    # limit below in 1 of 2 runs on an H100 (2026-11-27), while packed passed in every run. A likely cause, fixed
+    # since: _step tried the pieces inside its except clause, where the traceback kept the failed attempt's
+    # activations alive (tests/test_faults.py).
+    cfg = to_dataclass(compose(["model=librispeech_100", "model.dropout=0", "specaug=none",
+                                f"model.rnn_impl={rnn_impl}"]))
     torch.manual_seed(0)
     model = build_model(cfg, CharTokenizer()).cuda().train()
     opt = torch.optim.AdamW(model.parameters(), lr=0.0)  # lr 0: the weights stay as they are between the steps
