@@ -66,6 +66,22 @@ def launches(model, opt, batch, device, amp, scaler) -> dict | None:
     return {"launches": sum(e.count for e in kernels), "top": [e.key[:100] for e in top]}
 
 
+def summarize(row: dict, times: dict[str, list[float]], audio_s: float, steps: int, rounds: int) -> str:
+    """Adds each variant's median step, audio rate, ratio to the first variant and per-round medians to ``row``
+    (``times``: each variant's step times, round after round); returns them as one log line's text."""
+    names = list(times)
+    med = {name: statistics.median(v) for name, v in times.items()}
+    for name in names:
+        row[f"{name}_step_s"] = rnd(med[name])
+        row[f"{name}_audio_per_s"] = rnd(audio_s / med[name])
+    for name in names[1:]:
+        row[f"{name}_vs_{names[0]}"] = rnd(med[names[0]] / med[name])
+    row["round_medians"] = {name: [rnd(statistics.median(v[r * steps:(r + 1) * steps])) for r in range(rounds)]
+                            for name, v in times.items()}
+    return (", ".join(f"{name} {med[name]:.4f} s ({audio_s / med[name]:,.0f} audio s/s)" for name in names)
+            + f" per step; per round {row['round_medians']}")
+
+
 def ab(model_name: str, precision: str, cap: int, x8: bool, device: torch.device, pool, rounds: int,
        steps: int, impls: tuple[str, ...] = ("packed", "flip")) -> dict:
     from bench_train import train_config
@@ -96,20 +112,11 @@ def ab(model_name: str, precision: str, cap: int, x8: bool, device: torch.device
                 sync()
                 into.append(time.perf_counter() - t)
     audio_s = statistics.mean(float(b.feature_lengths.sum()) * HOP_S for b in batches[1:])
-    med = {impl: statistics.median(v) for impl, v in times.items()}
     row = {"model": model_name, "precision": precision, "max_frames": cap, "cut_to_8": x8, "kernels": kernels,
            "utts_per_step": rnd(statistics.mean(len(b.ids) for b in batches[1:]))}
-    for impl in impls:
-        row[f"{impl}_step_s"] = rnd(med[impl])
-        row[f"{impl}_audio_per_s"] = rnd(audio_s / med[impl])
-    for impl in impls[1:]:
-        row[f"{impl}_vs_{impls[0]}"] = rnd(med[impls[0]] / med[impl])
-    row["round_medians"] = {impl: [rnd(statistics.median(v[r * steps:(r + 1) * steps])) for r in range(rounds)]
-                            for impl, v in times.items()}
+    text = summarize(row, times, audio_s, steps, rounds)
     log(f"  {model_name} {precision} cap {cap:>7,}{' x8' if x8 else ''}: launches "
-        f"{ {k: v and v['launches'] for k, v in kernels.items()} }; "
-        + ", ".join(f"{impl} {med[impl]:.3f} s ({audio_s / med[impl]:,.0f} audio s/s)" for impl in impls)
-        + f" per step; per round {row['round_medians']}")
+        f"{ {k: v and v['launches'] for k, v in kernels.items()} }; {text}")
     return row
 
 

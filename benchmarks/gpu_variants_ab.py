@@ -67,7 +67,7 @@ def ab(model_name: str, cap: int, x8: bool, names: tuple[str, ...], device: torc
        steps: int) -> dict:
     from bench_train import train_config
     from gpu_profile import on_device, synchronizer
-    from gpu_rnn_ab import cut_to_8, launches
+    from gpu_rnn_ab import cut_to_8, launches, summarize
 
     from asr.precision import needs_loss_scale
     from asr.train import FP16_INIT_SCALE, _step
@@ -97,20 +97,12 @@ def ab(model_name: str, cap: int, x8: bool, names: tuple[str, ...], device: torc
                 times[name].append(time.perf_counter() - t)
                 skipped[name] += loss is None
     audio_s = statistics.mean(float(b.feature_lengths.sum()) * HOP_S for b in batches[1:])
-    med = {name: statistics.median(v) for name, v in times.items()}
     row = {"model": model_name, "precision": "bf16", "max_frames": cap, "cut_to_8": x8,
            "utts_per_step": rnd(statistics.mean(len(b.ids) for b in batches[1:])), "skipped_steps": skipped,
            "launches": {k: v and v["launches"] for k, v in kernels.items()}}
-    for name in names:
-        row[f"{name}_step_s"] = rnd(med[name])
-        row[f"{name}_audio_per_s"] = rnd(audio_s / med[name])
-        if name != names[0]:
-            row[f"{name}_vs_{names[0]}"] = rnd(med[names[0]] / med[name])
-    row["round_medians"] = {name: [rnd(statistics.median(v[r * steps:(r + 1) * steps])) for r in range(rounds)]
-                            for name, v in times.items()}
-    log(f"  {model_name} bf16 cap {cap:>7,}{' x8' if x8 else ''}: launches {row['launches']}; "
-        + ", ".join(f"{name} {med[name]:.4f} s ({audio_s / med[name]:,.0f} audio s/s)" for name in names)
-        + f" per step; per round {row['round_medians']}; skipped {skipped}")
+    text = summarize(row, times, audio_s, steps, rounds)
+    log(f"  {model_name} bf16 cap {cap:>7,}{' x8' if x8 else ''}: launches {row['launches']}; {text}; "
+        f"skipped {skipped}")
     return row
 
 

@@ -142,3 +142,26 @@ def test_gpu_rnn_ab_dry_run_on_cpu(tmp_path):
     from gpu_rnn_ab import cut_to_8
 
     assert [len(cut_to_8(list(range(n)))) for n in (1, 7, 8, 79, 200)] == [1, 1, 8, 72, 128]
+
+
+@pytest.mark.slow
+def test_gpu_variants_ab_dry_run_on_cpu(tmp_path):
+    """benchmarks/gpu_variants_ab.py --cpu-dry-run: each variant timed in turn at tiny sizes, with its own settings
+    (residual layers, /3 frames, fused AdamW), and its ratio to the settings before written."""
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_variants_ab.py"), "--cpu-dry-run", "--out",
+                           str(tmp_path)], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (row,) = json.loads((tmp_path / "gpu_variants_ab.json").read_text())["rows"]
+    names = ["before", "residual", "fused_adamw", "sub3", "all3"]
+    assert list(row["round_medians"]) == names
+    for name in names[1:]:
+        assert row[f"{name}_vs_before"] == pytest.approx(row["before_step_s"] / row[f"{name}_step_s"], rel=0.02)
+    import torch
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from gpu_variants_ab import variant
+
+    for name, residual, subsampling in [("before", False, 4), ("residual", True, 4), ("all3", True, 3)]:
+        model, opt = variant(name, "librispeech_100", torch.device("cpu"))
+        assert (model.cfg.residual, model.cfg.subsampling) == (residual, subsampling)
+        assert opt.defaults["fused"]  # on a CPU always (make_optimizer's choice there)

@@ -170,8 +170,8 @@ def test_resume_with_other_settings_is_a_clear_error(digit_manifests, tmp_path, 
     (["features.n_mels=40"], r"cannot start from it: features differ \(features.n_mels=80 there, 40 now\)"),
     (["model.utterance_cmn=true"], r"cannot start from it: input normalization differs "
                                    r"\(model.utterance_cmn=False there, True now\)"),
-    (["model.residual=false"], r"cannot start from it: the layers' residual connections differ "
-                               r"\(model.residual=True there, False now\)"),  # conf/config.yaml's: true
+    (["model.residual=true"], r"cannot start from it: the layers' residual connections differ "
+                              r"\(model.residual=False there, True now\)"),
     (["tokenizer=bpe"], r"trained with char tokens, but tokenizer.type=bpe: set tokenizer.type=char"),
 ])
 def test_init_from_a_model_that_does_not_fit_is_a_clear_error(tiny_model, digit_manifests, tmp_path, change,
@@ -186,8 +186,8 @@ def test_init_from_a_model_that_does_not_fit_is_a_clear_error(tiny_model, digit_
 
 def test_init_from_a_checkpoint_older_than_a_setting_takes_its_default(tiny_model, digit_manifests, tmp_path):
     """A checkpoint saved before a model setting existed (no ``residual`` in its config) was trained as that
-    setting's default (false) does: fine-tuning from it works with the default, and the main config's
-    ``model.residual: true`` is the clear error."""
+    setting's default (false) does: fine-tuning from it works with the default, and ``model.residual=true`` is the
+    clear error."""
     from asr.checkpoint import load_checkpoint, save_checkpoint
 
     ckpt = load_checkpoint(tiny_model)
@@ -195,9 +195,9 @@ def test_init_from_a_checkpoint_older_than_a_setting_takes_its_default(tiny_mode
     old = tmp_path / "old.pt"
     save_checkpoint(old, ckpt)
     with pytest.raises(UserError, match=r"residual connections differ \(model.residual=False there, True now\)"):
-        train(compose(tiny_overrides(tmp_path / "bad", *digit_manifests, epochs=1) + [f"init_from={old}"]))
-    run = train(compose(tiny_overrides(tmp_path / "run", *digit_manifests, epochs=1)
-                        + [f"init_from={old}", "model.residual=false"]))
+        train(compose(tiny_overrides(tmp_path / "bad", *digit_manifests, epochs=1)
+                      + [f"init_from={old}", "model.residual=true"]))
+    run = train(compose(tiny_overrides(tmp_path / "run", *digit_manifests, epochs=1) + [f"init_from={old}"]))
     assert (run / "best.pt").is_file()
 
 
