@@ -13,10 +13,11 @@ uses it on a GPU; synthetic features already on the GPU):
   bound the step (gpu_profile.py), nothing at the 960 h model's 200k.
 - ``sub3``: ``model.subsampling=3`` (30 ms output frames instead of 40 ms: more room for CTC's blanks between
   repeated letters at fast speaking rates, 4/3 of the LSTM frames). Predicted: about 1.3x slower per audio
-  second for the 100 h model, where the LSTM is most of the step.
+  second for the 100 h model, where the LSTM is most of the step (measured: 1.25x).
 
-``all3``: the three together. Per configuration, ``ROUNDS`` rounds of ``STEPS`` steps of each variant, the median step time, and the ratio of
-each variant to the recipe. Not part of run.py: a one-off, kept with its numbers in the README.
+``all3``: the three together. Per configuration, ``ROUNDS`` rounds of ``STEPS`` steps of each variant, the median
+step time, and the ratio of each variant to ``before``. Measured on an H200 on 2026-11-28 (benchmarks/README.md):
+all three are now the recipes' settings. Not part of run.py: a one-off, kept with its numbers in the README.
 
     python benchmarks/gpu_variants_ab.py --out DIR   # on a CUDA machine; DIR/gpu_variants_ab.json
 """
