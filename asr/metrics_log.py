@@ -118,8 +118,10 @@ def plot_curves(run_dir: Path) -> Path:
         ax1.plot(steps, loss, alpha=0.3, label="loss")
         ax1.plot(steps, smooth, label=f"mean of {k}")
         ax1.set_yscale("log")
+        ax1.legend(loc="upper right")
+    else:  # every step so far skipped (e.g. while the loss scale settles): said on the plot, not left blank
+        ax1.text(0.5, 0.5, "no training step taken yet", ha="center", va="center", transform=ax1.transAxes)
     ax1.set(xlabel="step", ylabel="CTC loss per utterance", title="training loss")
-    ax1.legend(loc="upper right")
     if dev:
         ax2.plot([int(r["step"]) for r in dev], [100 * float(r["wer"]) for r in dev], "o-", label="WER")
         ax2.plot([int(r["step"]) for r in dev], [100 * float(r["cer"]) for r in dev], "s--", label="CER")

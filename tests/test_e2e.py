@@ -420,3 +420,18 @@ def test_subsampling_3_trains_and_transcribes_at_30_ms_frames(digit_manifests, t
     assert whole.shape[0] == -(-frames // 3)
     windowed = Recognizer(run / "last.pt", longform=LongFormConfig(window_s=0.3, context_s=0.06, threshold_s=0.1))
     assert windowed.transcribe(audio, keep_log_probs=True).log_probs.shape == whole.shape  # none lost or doubled
+
+
+def test_curves_of_a_run_whose_steps_were_all_skipped_say_so_without_warnings(tmp_path):
+    """A run whose every step was skipped so far (fp16 overflows while the loss scale settles, as on a GPU with a
+    one-batch epoch) has no train.csv rows: the plot is still written, saying so, and matplotlib warns of nothing."""
+    import warnings
+
+    from asr.metrics_log import plot_curves
+
+    (tmp_path / "train.csv").write_text("step,epoch,loss,lr,grad_norm,audio_s_per_s,time\n")
+    (tmp_path / "dev.csv").write_text("step,epoch,loss,wer,cer\n1,1,605.3,1.0,0.997\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = plot_curves(tmp_path)
+    assert out.stat().st_size > 1000 and out.read_bytes()[:4] == b"\x89PNG"
