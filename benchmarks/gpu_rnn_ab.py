@@ -66,10 +66,13 @@ def launches(model, opt, batch, device, amp, scaler) -> dict | None:
     return {"launches": sum(e.count for e in kernels), "top": [e.key[:100] for e in top]}
 
 
-def summarize(row: dict, times: dict[str, list[float]], audio_s: float, steps: int, rounds: int) -> str:
-    """Adds each variant's median step, audio rate, ratio to the first variant and per-round medians to ``row``
-    (``times``: each variant's step times, round after round); returns them as one log line's text."""
+def summarize(row: dict, times: dict[str, list[float]], batches: list, steps: int, rounds: int) -> str:
+    """Adds the utterances per timed batch (``batches[1:]``) and each variant's median step, audio rate, ratio to the
+    first variant and per-round medians to ``row`` (``times``: each variant's step times, round after round);
+    returns them as one log line's text."""
     names = list(times)
+    audio_s = statistics.mean(float(b.feature_lengths.sum()) * HOP_S for b in batches[1:])
+    row["utts_per_step"] = rnd(statistics.mean(len(b.ids) for b in batches[1:]))
     med = {name: statistics.median(v) for name, v in times.items()}
     for name in names:
         row[f"{name}_step_s"] = rnd(med[name])
@@ -111,10 +114,8 @@ def ab(model_name: str, precision: str, cap: int, x8: bool, device: torch.device
                 _step(model, opt, b, device, amp, 1e-4, 5.0, scaler)
                 sync()
                 into.append(time.perf_counter() - t)
-    audio_s = statistics.mean(float(b.feature_lengths.sum()) * HOP_S for b in batches[1:])
-    row = {"model": model_name, "precision": precision, "max_frames": cap, "cut_to_8": x8, "kernels": kernels,
-           "utts_per_step": rnd(statistics.mean(len(b.ids) for b in batches[1:]))}
-    text = summarize(row, times, audio_s, steps, rounds)
+    row = {"model": model_name, "precision": precision, "max_frames": cap, "cut_to_8": x8, "kernels": kernels}
+    text = summarize(row, times, batches, steps, rounds)
     log(f"  {model_name} {precision} cap {cap:>7,}{' x8' if x8 else ''}: launches "
         f"{ {k: v and v['launches'] for k, v in kernels.items()} }; {text}")
     return row

@@ -26,11 +26,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
 from pathlib import Path
 
-from common import HOP_S, log, rnd  # also puts the repository on sys.path
+from common import log  # also puts the repository on sys.path
 
 import torch
 
@@ -97,11 +96,9 @@ def ab(model_name: str, cap: int, x8: bool, names: tuple[str, ...], device: torc
                 sync()
                 times[name].append(time.perf_counter() - t)
                 skipped[name] += loss is None
-    audio_s = statistics.mean(float(b.feature_lengths.sum()) * HOP_S for b in batches[1:])
-    row = {"model": model_name, "precision": "bf16", "max_frames": cap, "cut_to_8": x8,
-           "utts_per_step": rnd(statistics.mean(len(b.ids) for b in batches[1:])), "skipped_steps": skipped,
+    row = {"model": model_name, "precision": "bf16", "max_frames": cap, "cut_to_8": x8, "skipped_steps": skipped,
            "launches": {k: v and v["launches"] for k, v in kernels.items()}}
-    text = summarize(row, times, audio_s, steps, rounds)
+    text = summarize(row, times, batches, steps, rounds)
     log(f"  {model_name} bf16 cap {cap:>7,}{' x8' if x8 else ''}: launches {row['launches']}; {text}; "
         f"skipped {skipped}")
     return row
